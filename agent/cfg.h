@@ -1,0 +1,66 @@
+/*
+ * cfg.h - configuration: one key table, INI file, environment overrides.
+ *
+ * Precedence, lowest first: built-in default, libpq's own PG* variables,
+ * the INI file, then the seed's POSTGRES_* / DATABASE_URL variables.
+ */
+#ifndef CFG_H
+#define CFG_H
+
+#include <stdio.h>
+
+#define CFG_DEFAULT_PATH	"/etc/orchestrator-agent/agent.ini"
+#define CFG_ENV_PATH		"ORCHESTRATOR_AGENT_CONFIG"
+
+/* Key identifiers; the order matches the table in cfg.c. */
+enum cfg_id {
+	CFG_DB_URL,
+	CFG_DB_HOST,
+	CFG_DB_PORT,
+	CFG_DB_NAME,
+	CFG_DB_USER,
+	CFG_DB_PASSWORD,
+	CFG_DB_PASSWORD_FILE,
+	CFG_DB_SSLMODE,
+	CFG_DB_SSLROOTCERT,
+	CFG_DB_CONNECT_TIMEOUT,
+	CFG_DB_STATEMENT_TIMEOUT_MS,
+	CFG_DB_LOCK_TIMEOUT_MS,
+	CFG_DB_APPLICATION_NAME,
+	CFG_NKEYS
+};
+
+enum cfg_src {
+	CFG_SRC_DEFAULT,
+	CFG_SRC_ENV_LOW,	/* libpq's PG* variable */
+	CFG_SRC_FILE,
+	CFG_SRC_ENV,		/* POSTGRES_* and friends */
+	CFG_SRC_DERIVED,	/* e.g. password read from password_file */
+};
+
+struct cfg;
+
+/*
+ * Load configuration.  path: -c argument or NULL to use
+ * $ORCHESTRATOR_AGENT_CONFIG, then CFG_DEFAULT_PATH (which may be absent).
+ * Returns a new cfg owned by the caller (free with cfg_free), or NULL with a
+ * message naming FILE:LINE (or the variable) in err.
+ */
+struct cfg	*cfg_load(const char *path, char *err, size_t errlen);
+void		 cfg_free(struct cfg *);
+
+/* Returned strings are owned by the cfg; NULL when unset. */
+const char	*cfg_str(const struct cfg *, enum cfg_id);
+long long	 cfg_int(const struct cfg *, enum cfg_id);
+int		 cfg_bool(const struct cfg *, enum cfg_id);
+enum cfg_src	 cfg_source(const struct cfg *, enum cfg_id);
+const char	*cfg_path(const struct cfg *);	/* NULL if no file read */
+
+/* Print the effective configuration with origins; secrets redacted. */
+void		 cfg_show(const struct cfg *, FILE *);
+
+/* Key metadata, for docs and tests. */
+const char	*cfg_key_section(enum cfg_id);
+const char	*cfg_key_name(enum cfg_id);
+
+#endif

@@ -1,0 +1,179 @@
+/*
+ * db.c - connections built from the key table, never from a string we
+ * paste together, so no value can inject another conninfo keyword.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "db.h"
+#include "log.h"
+
+#define DB_MAXPARAMS	16
+
+/*
+ * A key is passed to libpq when it has a value.  With a url, defaults and
+ * libpq's own PG* variables are not passed, so they do not override the
+ * url's parts (libpq still applies PG* to what the url leaves out); keys
+ * set in the file or by POSTGRES_* override the url.
+ */
+static void
+add(const struct cfg *cfg, enum cfg_id id, const char *kw, int have_url,
+    const char **k, const char **v, int *n)
+{
+	const char *val = cfg_str(cfg, id);
+
+	if (val == NULL || *val == '\0')
+		return;
+	if (have_url && cfg_source(cfg, id) <= CFG_SRC_ENV_LOW)
+		return;
+	k[*n] = kw;
+	v[*n] = val;
+	(*n)++;
+}
+
+/* libpq messages span lines ("...failed: x\n\tIs the server..."): join. */
+static char *
+one_line(char *msg)
+{
+	char	*r, *w;
+	size_t	 len;
+
+	for (r = w = msg; *r != '\0'; r++) {
+		if (*r == '\n' || *r == '\t') {
+			if (w > msg && w[-1] != ' ')
+				*w++ = ' ';
+			continue;
+		}
+		*w++ = *r;
+	}
+	*w = '\0';
+	len = strlen(msg);
+	while (len > 0 && msg[len - 1] == ' ')
+		msg[--len] = '\0';
+	return msg;
+}
+
+PGconn *
+db_connect(const struct cfg *cfg, const char *purpose)
+{
+	const char	*k[DB_MAXPARAMS + 1], *v[DB_MAXPARAMS + 1];
+	const char	*url = cfg_str(cfg, CFG_DB_URL);
+	const char	*tp[2];
+	char		 appname[64], timeout[16], stmt[32], lockt[32];
+	PGconn		*conn = NULL;
+	PGresult	*res;
+	int		 n = 0, have_url = url[0] != '\0';
+
+	if (have_url) {
+		k[n] = "dbname";	/* expanded: expand_dbname = 1 */
+		v[n++] = url;
+	}
+	add(cfg, CFG_DB_HOST, "host", have_url, k, v, &n);
+	add(cfg, CFG_DB_PORT, "port", have_url, k, v, &n);
+	add(cfg, CFG_DB_NAME, "dbname", have_url, k, v, &n);
+	add(cfg, CFG_DB_USER, "user", have_url, k, v, &n);
+	add(cfg, CFG_DB_PASSWORD, "password", have_url, k, v, &n);
+	add(cfg, CFG_DB_SSLMODE, "sslmode", have_url, k, v, &n);
+	add(cfg, CFG_DB_SSLROOTCERT, "sslrootcert", have_url, k, v, &n);
+	snprintf(appname, sizeof(appname), "%s%s%s",
+	    cfg_str(cfg, CFG_DB_APPLICATION_NAME), purpose ? " " : "",
+	    purpose ? purpose : "");
+	k[n] = "application_name";
+	v[n++] = appname;
+	snprintf(timeout, sizeof(timeout), "%lld",
+	    cfg_int(cfg, CFG_DB_CONNECT_TIMEOUT));
+	k[n] = "connect_timeout";
+	v[n++] = timeout;
+	k[n] = NULL;
+	v[n] = NULL;
+
+	conn = PQconnectdbParams(k, v, 1);
+	if (conn == NULL) {
+		log_errx("db: out of memory creating a connection");
+		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		char *msg = one_line(PQerrorMessage(conn));
+
+		log_errx("db: cannot connect to database '%s' as user '%s' "
+		    "(host %s, port %s): %s; check that PostgreSQL is running "
+		    "and that [database] settings are right (orchestrator-agent "
+		    "config show)", PQdb(conn) ? PQdb(conn) : "?",
+		    PQuser(conn) ? PQuser(conn) : "?",
+		    PQhost(conn) && *PQhost(conn) ? PQhost(conn) : "(socket)",
+		    PQport(conn) ? PQport(conn) : "?", msg);
+		PQfinish(conn);
+		return NULL;
+	}
+	/*
+	 * Timeouts go in with SET rather than the startup packet's "options",
+	 * which connection poolers such as pgbouncer refuse.
+	 */
+	snprintf(stmt, sizeof(stmt), "%lld",
+	    cfg_int(cfg, CFG_DB_STATEMENT_TIMEOUT_MS));
+	snprintf(lockt, sizeof(lockt), "%lld",
+	    cfg_int(cfg, CFG_DB_LOCK_TIMEOUT_MS));
+	tp[0] = stmt;
+	tp[1] = lockt;
+	res = db_exec(conn, "db: setting timeouts",
+	    "SELECT set_config('statement_timeout', $1, false), "
+	    "set_config('lock_timeout', $2, false)", 2, tp);
+	if (res == NULL) {
+		PQfinish(conn);
+		return NULL;
+	}
+	PQclear(res);
+	log_debug("db: connected to %s", db_describe(conn));
+	return conn;
+}
+
+const char *
+db_describe(PGconn *conn)
+{
+	static char buf[512];
+
+	snprintf(buf, sizeof(buf), "%s:%s/%s",
+	    PQhost(conn) && *PQhost(conn) ? PQhost(conn) : "(socket)",
+	    PQport(conn) ? PQport(conn) : "?", PQdb(conn) ? PQdb(conn) : "?");
+	return buf;
+}
+
+const char *
+db_sqlstate(const PGresult *res)
+{
+	const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	return s ? s : "";
+}
+
+PGresult *
+db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
+    const char *const *params)
+{
+	PGresult	*res;
+	char		*msg;
+
+	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (res != NULL && (PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    PQresultStatus(res) == PGRES_TUPLES_OK))
+		return res;
+	msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+	if (msg == NULL || *msg == '\0')
+		msg = PQerrorMessage(conn);
+	log_errx("%s: %s", what, one_line(msg));
+	PQclear(res);
+	return NULL;
+}
+
+int
+db_cmd(PGconn *conn, const char *what, const char *sql)
+{
+	PGresult *res = db_exec(conn, what, sql, 0, NULL);
+
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}

@@ -1,0 +1,36 @@
+/*
+ * db.h - PostgreSQL connections and query helpers over libpq.
+ */
+#ifndef DB_H
+#define DB_H
+
+#include <libpq-fe.h>
+
+struct cfg;
+
+/*
+ * Connect with the configured settings.  purpose is appended to
+ * application_name so pg_stat_activity says which command holds a session.
+ * Returns a connection owned by the caller (PQfinish it), or NULL after
+ * logging why and what to check.
+ */
+PGconn		*db_connect(const struct cfg *, const char *purpose);
+
+/* "host:port/dbname" of a connection, for messages; static buffer. */
+const char	*db_describe(PGconn *);
+
+/*
+ * Run a parameterised statement.  Returns the result owned by the caller
+ * (PQclear it) when its status is COMMAND_OK or TUPLES_OK; otherwise logs
+ * "what: error" and returns NULL.
+ */
+PGresult	*db_exec(PGconn *, const char *what, const char *sql, int nparams,
+		    const char *const *params);
+
+/* Run a statement that returns nothing; 0 ok, -1 logged error. */
+int		 db_cmd(PGconn *, const char *what, const char *sql);
+
+/* SQLSTATE of a failed result, or "" */
+const char	*db_sqlstate(const PGresult *);
+
+#endif

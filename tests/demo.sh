@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# demo.sh AGENT - what `make demo` shows, run by tests/pgtest.sh beside a
+# throwaway PostgreSQL under .demo/ (removed afterwards).
+set -euo pipefail
+agent=$1
+export POSTGRES_DB=orchestrator POSTGRES_USER=postgres PGDATABASE=orchestrator
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@"; }
+
+step "a throwaway PostgreSQL is running on port $PGPORT (data in .demo/)"
+"$OA_PGBIN/createdb" orchestrator
+
+step "the effective configuration, and where each value came from"
+show "$agent" config show
+
+step "apply the schema (migrations are built into the binary)"
+show "$agent" schema init
+step "a second run applies nothing"
+show "$agent" schema init
+show "$agent" schema status
+
+step "the orchestrator's own client SQL works unchanged"
+psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+INSERT INTO tasks (task_id, skill_name, task_type, status, source_repo, target_repo,
+                   change_event, relationship_config)
+VALUES ('demo-1', 'trigger_consumer_triage', 'consumer_triage', 'queued',
+        'acme/api', 'acme/web', '{"commit_sha": "abc123"}', '{"interface_files": ["api.py"]}');
+SELECT task_id, task_type, source_repo, target_repo FROM get_next_task('demo-worker');
+SELECT update_task_status('demo-1', 'finished', '{"requires_action": false}'::jsonb, NULL);
+SELECT task_type, status, count FROM task_statistics;
+SELECT status, worker_id, duration_ms IS NOT NULL AS timed FROM task_history ORDER BY id;
+SQL
+
+step "done; the server and .demo/ are removed on exit"

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# deps.sh [--quiet] - install every build and test dependency from Debian
+# packages.  Safe to re-run: when all are present it does nothing.
+set -euo pipefail
+
+pkgs=(
+	gcc make pkg-config util-linux
+	libpq-dev libjson-c-dev libinih-dev libssl-dev
+	libcriterion-dev
+	postgresql-15 postgresql-client-15
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	[ "${1:-}" = "--quiet" ] || echo "deps: all ${#pkgs[@]} packages are installed"
+	exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" != 0 ]; then
+	command -v sudo >/dev/null || { echo "deps: need root or sudo to install: ${missing[*]}" >&2; exit 77; }
+	sudo=(sudo)
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,278 @@
+/*
+ * helpers.c - shared test helpers.  The database is the harness's real
+ * PostgreSQL (tests/pgtest.sh), reached through PGHOST/PGPORT/PGUSER.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static const char *
+agent_bin(void)
+{
+	const char *b = getenv("AGENT_BIN");
+
+	cr_assert(b != NULL && *b, "AGENT_BIN is not set; run through make check");
+	return b;
+}
+
+static void
+apply_env(const char *const *env)
+{
+	const char *eq;
+	char name[256];
+
+	for (; env && *env; env++) {
+		eq = strchr(*env, '=');
+		if (eq == NULL) {
+			unsetenv(*env);
+			continue;
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - *env), *env);
+		setenv(name, eq + 1, 1);
+	}
+}
+
+static void
+exec_agent(const char *const *args)
+{
+	const char *argv[64];
+	int n = 0;
+
+	argv[n++] = "orchestrator-agent";
+	for (; args && *args && n < 63; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	execv(agent_bin(), (char *const *)argv);
+	_exit(127);
+}
+
+static int
+decode(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return -1;
+}
+
+static void
+append(char **buf, size_t *len, const char *data, size_t n)
+{
+	*buf = realloc(*buf, *len + n + 1);
+	cr_assert(*buf != NULL);
+	memcpy(*buf + *len, data, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+}
+
+int
+run_agent(struct run *r, const char *const *env, const char *in,
+    const char *const *args)
+{
+	int op[2], ep[2], ip[2], st;
+	size_t olen = 0, elen = 0, inlen = in ? strlen(in) : 0, inoff = 0;
+	char buf[8192];
+	struct pollfd pfd[3];
+	pid_t pid;
+	ssize_t n;
+
+	memset(r, 0, sizeof(*r));
+	r->out = calloc(1, 1);
+	r->err = calloc(1, 1);
+	cr_assert(pipe(op) == 0 && pipe(ep) == 0 && pipe(ip) == 0);
+	pid = fork();
+	cr_assert(pid != -1);
+	if (pid == 0) {
+		dup2(ip[0], 0);
+		dup2(op[1], 1);
+		dup2(ep[1], 2);
+		close(op[0]); close(ep[0]); close(ip[1]);
+		apply_env(env);
+		exec_agent(args);
+	}
+	close(op[1]);
+	close(ep[1]);
+	close(ip[0]);
+	signal(SIGPIPE, SIG_IGN);
+	if (inlen == 0) {
+		close(ip[1]);
+		ip[1] = -1;
+	}
+	for (;;) {
+		pfd[0].fd = op[0];
+		pfd[0].events = POLLIN;
+		pfd[1].fd = ep[0];
+		pfd[1].events = POLLIN;
+		pfd[2].fd = ip[1];
+		pfd[2].events = POLLOUT;
+		if (pfd[0].fd == -1 && pfd[1].fd == -1)
+			break;
+		if (poll(pfd, 3, -1) == -1) {
+			cr_assert(errno == EINTR);
+			continue;
+		}
+		if (pfd[2].revents & (POLLOUT | POLLERR | POLLHUP)) {
+			n = write(ip[1], in + inoff, inlen - inoff);
+			if (n > 0)
+				inoff += (size_t)n;
+			if (n <= 0 || inoff == inlen) {
+				close(ip[1]);
+				ip[1] = -1;
+			}
+		}
+		for (int i = 0; i < 2; i++) {
+			if (pfd[i].fd == -1 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = read(pfd[i].fd, buf, sizeof(buf));
+			if (n <= 0) {
+				close(pfd[i].fd);
+				if (i == 0) op[0] = -1; else ep[0] = -1;
+				continue;
+			}
+			if (i == 0)
+				append(&r->out, &olen, buf, (size_t)n);
+			else
+				append(&r->err, &elen, buf, (size_t)n);
+		}
+	}
+	if (ip[1] != -1)
+		close(ip[1]);
+	cr_assert(waitpid(pid, &st, 0) == pid);
+	r->status = decode(st);
+	return r->status;
+}
+
+void
+run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+}
+
+int
+spawn_agent(const char *const *env, const char *out_path,
+    const char *const *args)
+{
+	pid_t pid;
+	int fd;
+
+	pid = fork();
+	cr_assert(pid != -1);
+	if (pid == 0) {
+		fd = open(out_path ? out_path : "/dev/null",
+		    O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd == -1)
+			_exit(126);
+		dup2(fd, 1);
+		apply_env(env);
+		exec_agent(args);
+	}
+	return pid;
+}
+
+int
+wait_agent(int pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) == -1)
+		cr_assert(errno == EINTR);
+	return decode(st);
+}
+
+PGconn *
+db_open(const char *dbname)
+{
+	const char *k[] = { "dbname", NULL };
+	const char *v[] = { dbname ? dbname : "postgres", NULL };
+	PGconn *c = PQconnectdbParams(k, v, 0);
+
+	cr_assert(PQstatus(c) == CONNECTION_OK, "test database: %s",
+	    PQerrorMessage(c));
+	return c;
+}
+
+void
+db_do(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType s = PQresultStatus(r);
+
+	cr_assert(s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK,
+	    "%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+}
+
+char *
+db_value(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType s = PQresultStatus(r);
+	char *v = NULL;
+
+	cr_assert(s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK,
+	    "%s: %s", sql, PQerrorMessage(c));
+	if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+		v = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+char *
+fresh_db(void)
+{
+	static unsigned seq;
+	char name[64], sql[128];
+	PGconn *c;
+
+	snprintf(name, sizeof(name), "t_%d_%u", (int)getpid(), seq++);
+	c = db_open(NULL);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	db_do(c, sql);
+	PQfinish(c);
+	return strdup(name);
+}
+
+char *
+write_temp(const char *text, int mode)
+{
+	char path[] = "/tmp/oa-test.XXXXXX";
+	int fd = mkstemp(path);
+	size_t len = strlen(text);
+
+	cr_assert(fd != -1);
+	cr_assert(write(fd, text, len) == (ssize_t)len);
+	cr_assert(fchmod(fd, (mode_t)mode) == 0);
+	close(fd);
+	return strdup(path);
+}
+
+char *
+read_file(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0;
+	char chunk[4096];
+	size_t n;
+
+	if (fp == NULL)
+		return NULL;
+	buf = calloc(1, 1);
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		append(&buf, &len, chunk, n);
+	fclose(fp);
+	return buf;
+}

@@ -1,0 +1,43 @@
+/*
+ * helpers.h - shared test helpers: run the agent binary, make databases.
+ */
+#ifndef TEST_HELPERS_H
+#define TEST_HELPERS_H
+
+#include <libpq-fe.h>
+
+struct run {
+	int	 status;	/* exit code, or 128 + signal */
+	char	*out;		/* stdout, NUL-terminated; owned */
+	char	*err;		/* stderr, NUL-terminated; owned */
+};
+
+/*
+ * Run $AGENT_BIN with args (NULL-terminated).  env: NULL-terminated list of
+ * "NAME=value" to set or "NAME" to unset in the child.  in: stdin text or
+ * NULL.  Fills r (free with run_free).  Returns r->status.
+ */
+int	 run_agent(struct run *r, const char *const *env, const char *in,
+	    const char *const *args);
+void	 run_free(struct run *r);
+
+/* Start an agent without waiting; returns pid.  Output goes to files. */
+int	 spawn_agent(const char *const *env, const char *out_path,
+	    const char *const *args);
+/* Wait for pid; returns exit code or 128 + signal. */
+int	 wait_agent(int pid);
+
+/* Create a fresh empty database; returns its name (caller frees). */
+char	*fresh_db(void);
+/* Superuser connection to dbname (NULL: postgres); criterion-asserted. */
+PGconn	*db_open(const char *dbname);
+/* Execute sql, assert success; returns first value (caller frees) or NULL. */
+char	*db_value(PGconn *, const char *sql);
+/* Execute sql and assert success. */
+void	 db_do(PGconn *, const char *sql);
+/* Write text to a new temporary file with mode; returns path (caller frees). */
+char	*write_temp(const char *text, int mode);
+/* Read a whole file; NULL if unreadable (caller frees). */
+char	*read_file(const char *path);
+
+#endif
