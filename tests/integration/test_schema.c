@@ -196,3 +196,40 @@ Test(schema, unreachable_database_is_69)
 	cr_assert(strstr(r.err, "port 1") != NULL, "%s", r.err);
 	run_free(&r);
 }
+
+/*
+ * While another session holds the migration lock, schema init waits (it
+ * does not race); its session is visible by application_name.
+ */
+Test(schema, waits_for_lock_and_names_itself)
+{
+	char *db = fresh_db();
+	char out[64], *v = NULL;
+	PGconn *c = db_open(db);
+	int pid, waited = 0;
+
+	db_do(c, "SELECT pg_advisory_lock(20289, 1)");
+	snprintf(out, sizeof(out), "/tmp/oa-lock-%d.out", (int)getpid());
+	pid = spawn_agent(env_for(db), out, (const char *[]){ "schema", "init", NULL });
+	for (waited = 0; waited < 100; waited++) {
+		free(v);
+		v = db_value(c, "SELECT count(*) FROM pg_stat_activity WHERE "
+		    "application_name = 'orchestrator-agent schema' AND wait_event_type = 'Lock'");
+		if (strcmp(v, "1") == 0)
+			break;
+		usleep(100000);
+	}
+	cr_assert_str_eq(v, "1", "schema init did not wait on the lock");
+	free(v);
+	v = db_value(c, "SELECT count(*) FROM pg_tables WHERE tablename = 'tasks'");
+	cr_assert_str_eq(v, "0", "migrated while the lock was held");
+	free(v);
+	db_do(c, "SELECT pg_advisory_unlock(20289, 1)");
+	cr_assert_eq(wait_agent(pid), 0);
+	v = db_value(c, "SELECT count(*) FROM pg_tables WHERE tablename = 'tasks'");
+	cr_assert_str_eq(v, "1");
+	free(v);
+	unlink(out);
+	PQfinish(c);
+	free(db);
+}
