@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "proc.h"
 
 enum cfg_type { T_STR, T_INT, T_BOOL, T_ENUM };
 
@@ -65,7 +66,44 @@ static const struct cfg_key keys[CFG_NKEYS] = {
 	    "10000", 0, 86400000, NULL, NULL, NULL, 0 },
 	[CFG_DB_APPLICATION_NAME] = { "database", "application_name", T_STR,
 	    "orchestrator-agent", 0, 0, NULL, "PGAPPNAME", NULL, 0 },
+	[CFG_W_CONCURRENCY] = { "worker", "concurrency", T_INT, "4", 1, 256,
+	    NULL, NULL, NULL, 0 },
+	[CFG_W_PREFETCH] = { "worker", "prefetch", T_INT, "64", 0, 10000,
+	    NULL, NULL, NULL, 0 },
+	[CFG_W_LEASE_SECONDS] = { "worker", "lease_seconds", T_INT, "30", 2,
+	    86400, NULL, NULL, NULL, 0 },
+	[CFG_W_POLL_INTERVAL_MS] = { "worker", "poll_interval_ms", T_INT,
+	    "2000", 10, 3600000, NULL, NULL, NULL, 0 },
+	[CFG_W_GRACE_SECONDS] = { "worker", "grace_seconds", T_INT, "30", 0,
+	    3600, NULL, NULL, NULL, 0 },
+	[CFG_W_LISTEN] = { "worker", "listen", T_BOOL, "on", 0, 0, NULL,
+	    NULL, NULL, 0 },
+	[CFG_W_RETRY_BASE_MS] = { "worker", "retry_base_ms", T_INT, "2000", 0,
+	    86400000, NULL, NULL, NULL, 0 },
+	[CFG_W_RETRY_CAP_MS] = { "worker", "retry_cap_ms", T_INT, "600000", 0,
+	    604800000, NULL, NULL, NULL, 0 },
+	[CFG_W_UNLEASED_AFTER_SECONDS] = { "worker", "unleased_after_seconds",
+	    T_INT, "600", 10, 604800, NULL, NULL, NULL, 0 },
 };
+
+/* Keys of a [handler.TYPE] section. */
+enum { HK_KIND, HK_COMMAND, HK_URL, HK_TIMEOUT, HK_OUTPUT_LIMIT, HK_N };
+
+static const struct cfg_key hkeys[HK_N] = {
+	[HK_KIND] = { "handler.*", "kind", T_ENUM, "", 0, 0, "exec|http|noop",
+	    NULL, NULL, 0 },
+	[HK_COMMAND] = { "handler.*", "command", T_STR, "", 0, 0, NULL, NULL,
+	    NULL, 0 },
+	[HK_URL] = { "handler.*", "url", T_STR, "", 0, 0, NULL, NULL, NULL, 0 },
+	[HK_TIMEOUT] = { "handler.*", "timeout_seconds", T_INT, "300", 1,
+	    86400, NULL, NULL, NULL, 0 },
+	[HK_OUTPUT_LIMIT] = { "handler.*", "output_limit_kib", T_INT, "1024", 1,
+	    65536, NULL, NULL, NULL, 0 },
+};
+
+#define HANDLER_PREFIX		"handler."
+#define HANDLER_PREFIX_LEN	8
+#define MAX_HANDLERS		64
 
 struct cfg_val {
 	char		*str;
@@ -75,9 +113,18 @@ struct cfg_val {
 	const char	*env;	/* static: points into keys[] */
 };
 
+struct cfg_hsec {
+	char		*type;
+	int		 line;
+	struct cfg_val	 v[HK_N];
+};
+
 struct cfg {
-	char		*path;
-	struct cfg_val	 v[CFG_NKEYS];
+	char			*path;
+	struct cfg_val		 v[CFG_NKEYS];
+	struct cfg_hsec		 hs[MAX_HANDLERS];
+	int			 nhs;
+	struct cfg_handler	 handlers[MAX_HANDLERS];
 };
 
 struct parse_state {
@@ -102,15 +149,38 @@ key_find(const char *section, const char *name)
 	return -1;
 }
 
+/* A task type: what [handler.TYPE] may name (tasks.task_type is 50 long). */
+static int
+type_name_ok(const char *t)
+{
+	size_t n = strlen(t);
+
+	return n > 0 && n <= 50 && strspn(t, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
 static int
 section_known(const char *section)
 {
 	int i;
 
+	if (strncmp(section, HANDLER_PREFIX, HANDLER_PREFIX_LEN) == 0)
+		return type_name_ok(section + HANDLER_PREFIX_LEN);
 	for (i = 0; i < CFG_NKEYS; i++)
 		if (strcmp(keys[i].section, section) == 0)
 			return 1;
 	return 0;
+}
+
+static int
+hkey_find(const char *name)
+{
+	int i;
+
+	for (i = 0; i < HK_N; i++)
+		if (strcmp(hkeys[i].name, name) == 0)
+			return i;
+	return -1;
 }
 
 static int
@@ -150,13 +220,11 @@ parse_bool(const char *s, long long *out)
 	return -1;
 }
 
-/* Validate value for key id; on success store it with its origin. */
+/* Validate value for key k; on success store it in v with its origin. */
 static int
-val_set(struct cfg *cfg, int id, const char *value, enum cfg_src src,
-    int line, const char *env, char *err, size_t errlen)
+val_store(const struct cfg_key *k, struct cfg_val *v, const char *value,
+    enum cfg_src src, int line, const char *env, char *err, size_t errlen)
 {
-	const struct cfg_key	*k = &keys[id];
-	struct cfg_val		*v = &cfg->v[id];
 	long long		 num = 0;
 	char			*end, *copy, *msg = NULL;
 	PQconninfoOption	*opts;
@@ -221,6 +289,81 @@ val_set(struct cfg *cfg, int id, const char *value, enum cfg_src src,
 	return 0;
 }
 
+static int
+val_set(struct cfg *cfg, int id, const char *value, enum cfg_src src,
+    int line, const char *env, char *err, size_t errlen)
+{
+	return val_store(&keys[id], &cfg->v[id], value, src, line, env, err,
+	    errlen);
+}
+
+/* Find or create the section for handler type; NULL when too many. */
+static struct cfg_hsec *
+hsec_get(struct cfg *cfg, const char *type, int line)
+{
+	struct cfg_hsec	*h;
+	int		 i;
+
+	for (i = 0; i < cfg->nhs; i++)
+		if (strcmp(cfg->hs[i].type, type) == 0)
+			return &cfg->hs[i];
+	if (cfg->nhs == MAX_HANDLERS)
+		return NULL;
+	h = &cfg->hs[cfg->nhs];
+	h->type = strdup(type);
+	if (h->type == NULL)
+		return NULL;
+	h->line = line;
+	/* Defaults are not validated: kind has none and must be set. */
+	for (i = 0; i < HK_N; i++) {
+		h->v[i].str = strdup(hkeys[i].def);
+		if (h->v[i].str == NULL)
+			return NULL;
+		h->v[i].num = strtoll(hkeys[i].def, NULL, 10);
+		h->v[i].src = CFG_SRC_DEFAULT;
+	}
+	cfg->nhs++;
+	return h;
+}
+
+/* A key inside [handler.TYPE]; msg empty on success. */
+static void
+handler_key(struct parse_state *ps, const char *section, const char *name,
+    const char *value, char *msg, size_t msglen)
+{
+	struct cfg_hsec	*h;
+	int		 id;
+
+	id = hkey_find(name);
+	if (id == -1) {
+		snprintf(msg, msglen, "unknown key '%s' in section [%s] (a "
+		    "handler takes kind, command, url, timeout_seconds, "
+		    "output_limit_kib)", name, section);
+		return;
+	}
+	h = hsec_get(ps->cfg, section + HANDLER_PREFIX_LEN, ps->lineno);
+	if (h == NULL) {
+		snprintf(msg, msglen, "too many handler sections (at most %d)",
+		    MAX_HANDLERS);
+		return;
+	}
+	if (h->v[id].src == CFG_SRC_FILE) {
+		snprintf(msg, msglen, "%s.%s is set twice (first on line %d)",
+		    section, name, h->v[id].line);
+		return;
+	}
+	if (val_store(&hkeys[id], &h->v[id], value, CFG_SRC_FILE, ps->lineno,
+	    NULL, msg, msglen) == -1) {
+		/* val_store names the key "handler.*.x"; name the section. */
+		char		 tmp[400];
+		const char	*why = strstr(msg, ": ");
+
+		snprintf(tmp, sizeof(tmp), "[%s] %s: %s", section, name,
+		    why ? why + 2 : msg);
+		snprintf(msg, msglen, "%s", tmp);
+	}
+}
+
 /*
  * inih line reader: counts lines, strips leading blanks (so an indented key
  * is not taken as a continuation of the previous one) and '#' comments that
@@ -231,7 +374,7 @@ cfg_reader(char *str, int num, void *stream)
 {
 	struct parse_state	*ps = stream;
 	ssize_t			 n;
-	char			*p, *s;
+	char			*p, *s, quote = 0;
 	size_t			 len;
 
 	n = getline(&ps->buf, &ps->bufcap, ps->fp);
@@ -243,8 +386,14 @@ cfg_reader(char *str, int num, void *stream)
 		s[--n] = '\0';
 	while (*s == ' ' || *s == '\t')
 		s++;
+	/* Outside quotes, so a quoted "echo #1" in a command survives. */
 	for (p = s; *p != '\0'; p++) {
-		if (*p == '#' && p > s && (p[-1] == ' ' || p[-1] == '\t')) {
+		if ((*p == '\'' || *p == '"') && quote == 0)
+			quote = *p;
+		else if (*p == quote)
+			quote = 0;
+		else if (*p == '#' && quote == 0 && p > s &&
+		    (p[-1] == ' ' || p[-1] == '\t')) {
 			*p = '\0';
 			break;
 		}
@@ -258,6 +407,12 @@ cfg_reader(char *str, int num, void *stream)
 			ps->err_line = ps->lineno;
 			snprintf(ps->err, sizeof(ps->err), "unknown section "
 			    "[%.100s]", s + 1);
+		} else if (strncmp(s + 1, HANDLER_PREFIX,
+		    HANDLER_PREFIX_LEN) == 0 && hsec_get(ps->cfg,
+		    s + 1 + HANDLER_PREFIX_LEN, ps->lineno) == NULL) {
+			ps->err_line = ps->lineno;
+			snprintf(ps->err, sizeof(ps->err), "too many handler "
+			    "sections (at most %d)", MAX_HANDLERS);
 		}
 		*p = ']';
 	}
@@ -290,7 +445,9 @@ cfg_handler(void *user, const char *section, const char *name,
 		return 0;	/* report only the first problem */
 	msg[0] = '\0';
 	id = key_find(section, name);
-	if (*section == '\0')
+	if (strncmp(section, HANDLER_PREFIX, HANDLER_PREFIX_LEN) == 0)
+		handler_key(ps, section, name, value, msg, sizeof(msg));
+	else if (*section == '\0')
 		snprintf(msg, sizeof(msg), "key '%s' is outside any section "
 		    "(put it under [database] or another section)", name);
 	else if (id == -1)
@@ -440,6 +597,65 @@ apply_env(struct cfg *cfg, int high, char *err, size_t errlen)
 	return 0;
 }
 
+/* Check each [handler.TYPE] as a whole and fill the public view. */
+static int
+resolve_handlers(struct cfg *cfg, char *err, size_t errlen)
+{
+	static const char *kinds[] = { "exec", "http", "noop" };
+	struct cfg_handler	*h;
+	struct cfg_hsec		*hs;
+	const char		*kind, *cmd, *url, *bad = NULL;
+	char			**argv = NULL;
+	char			 why[200];
+	int			 i, k;
+
+	for (i = 0; i < cfg->nhs; i++) {
+		hs = &cfg->hs[i];
+		h = &cfg->handlers[i];
+		kind = hs->v[HK_KIND].str;
+		cmd = hs->v[HK_COMMAND].str;
+		url = hs->v[HK_URL].str;
+		if (*kind == '\0') {
+			snprintf(err, errlen, "%s:%d: [handler.%s] has no kind; "
+			    "set kind = exec, http or noop", cfg->path,
+			    hs->line, hs->type);
+			return -1;
+		}
+		for (k = 0; k < 3; k++)
+			if (strcmp(kind, kinds[k]) == 0)
+				h->kind = (enum handler_kind)k;
+		if (h->kind == HANDLER_EXEC && *cmd == '\0')
+			bad = "kind = exec needs command = PROGRAM [ARGS]";
+		else if (h->kind == HANDLER_EXEC && *url != '\0')
+			bad = "url does not apply to kind = exec";
+		else if (h->kind == HANDLER_HTTP && *cmd != '\0')
+			bad = "command does not apply to kind = http";
+		else if (h->kind == HANDLER_HTTP && strncmp(url, "http://", 7) &&
+		    strncmp(url, "https://", 8))
+			bad = "kind = http needs url = http(s)://...";
+		else if (h->kind == HANDLER_NOOP && (*cmd || *url))
+			bad = "kind = noop takes neither command nor url";
+		if (bad == NULL && h->kind == HANDLER_EXEC) {
+			argv = proc_split(cmd, why, sizeof(why));
+			if (argv == NULL)
+				bad = why;
+			proc_argv_free(argv);
+		}
+		if (bad != NULL) {
+			snprintf(err, errlen, "%s:%d: [handler.%s] %s",
+			    cfg->path, hs->line, hs->type, bad);
+			return -1;
+		}
+		h->type = hs->type;
+		h->command = cmd;
+		h->url = url;
+		h->timeout_seconds = (int)hs->v[HK_TIMEOUT].num;
+		h->output_limit = (long)hs->v[HK_OUTPUT_LIMIT].num * 1024;
+		h->line = hs->line;
+	}
+	return 0;
+}
+
 struct cfg *
 cfg_load(const char *path, char *err, size_t errlen)
 {
@@ -471,6 +687,8 @@ cfg_load(const char *path, char *err, size_t errlen)
 		goto fail;
 	if (apply_env(cfg, 1, err, errlen) == -1)
 		goto fail;
+	if (resolve_handlers(cfg, err, errlen) == -1)
+		goto fail;
 	if (cfg->v[CFG_DB_PASSWORD].src < CFG_SRC_FILE &&
 	    cfg->v[CFG_DB_PASSWORD_FILE].str[0] != '\0' &&
 	    load_password_file(cfg, err, errlen) == -1)
@@ -484,7 +702,7 @@ fail:
 void
 cfg_free(struct cfg *cfg)
 {
-	int i;
+	int i, k;
 
 	if (cfg == NULL)
 		return;
@@ -493,8 +711,36 @@ cfg_free(struct cfg *cfg)
 			explicit_bzero(cfg->v[i].str, strlen(cfg->v[i].str));
 		free(cfg->v[i].str);
 	}
+	for (i = 0; i < cfg->nhs; i++) {
+		for (k = 0; k < HK_N; k++)
+			free(cfg->hs[i].v[k].str);
+		free(cfg->hs[i].type);
+	}
 	free(cfg->path);
 	free(cfg);
+}
+
+int
+cfg_handler_count(const struct cfg *cfg)
+{
+	return cfg->nhs;
+}
+
+const struct cfg_handler *
+cfg_handler_at(const struct cfg *cfg, int i)
+{
+	return i >= 0 && i < cfg->nhs ? &cfg->handlers[i] : NULL;
+}
+
+const struct cfg_handler *
+cfg_handler_find(const struct cfg *cfg, const char *type)
+{
+	int i;
+
+	for (i = 0; i < cfg->nhs; i++)
+		if (strcmp(cfg->handlers[i].type, type) == 0)
+			return &cfg->handlers[i];
+	return NULL;
 }
 
 const char *
@@ -560,43 +806,53 @@ show_conninfo(const char *value, FILE *fp)
 	return len;
 }
 
+static void
+show_value(const struct cfg *cfg, const struct cfg_key *k,
+    const struct cfg_val *v, FILE *fp)
+{
+	int len;
+
+	len = fprintf(fp, "%s = ", k->name);
+	if (k->flags & F_SECRET)
+		len += fprintf(fp, "%s", v->str[0] ? "(redacted)" : "(not set)");
+	else if ((k->flags & F_CONNINFO) && v->str[0] != '\0')
+		len += show_conninfo(v->str, fp);
+	else
+		len += fprintf(fp, "%s", v->str);
+	fprintf(fp, "%*s# ", len < 40 ? 40 - len : 1, "");
+	switch (v->src) {
+	case CFG_SRC_DEFAULT:
+		fputs("default\n", fp);
+		break;
+	case CFG_SRC_FILE:
+		fprintf(fp, "%s:%d\n", cfg->path, v->line);
+		break;
+	case CFG_SRC_ENV_LOW:
+	case CFG_SRC_ENV:
+		fprintf(fp, "environment %s\n", v->env);
+		break;
+	case CFG_SRC_DERIVED:
+		fprintf(fp, "read from %s\n", cfg->v[CFG_DB_PASSWORD_FILE].str);
+		break;
+	}
+}
+
 void
 cfg_show(const struct cfg *cfg, FILE *fp)
 {
-	const char		*section = "";
-	const struct cfg_val	*v;
-	int			 i, len;
+	const char	*section = "";
+	int		 i, k;
 
 	for (i = 0; i < CFG_NKEYS; i++) {
-		v = &cfg->v[i];
 		if (strcmp(section, keys[i].section) != 0) {
 			section = keys[i].section;
 			fprintf(fp, "%s[%s]\n", i ? "\n" : "", section);
 		}
-		len = fprintf(fp, "%s = ", keys[i].name);
-		if (keys[i].flags & F_SECRET)
-			len += fprintf(fp, "%s", v->str[0] ? "(redacted)" :
-			    "(not set)");
-		else if ((keys[i].flags & F_CONNINFO) && v->str[0] != '\0')
-			len += show_conninfo(v->str, fp);
-		else
-			len += fprintf(fp, "%s", v->str);
-		fprintf(fp, "%*s# ", len < 40 ? 40 - len : 1, "");
-		switch (v->src) {
-		case CFG_SRC_DEFAULT:
-			fputs("default\n", fp);
-			break;
-		case CFG_SRC_FILE:
-			fprintf(fp, "%s:%d\n", cfg->path, v->line);
-			break;
-		case CFG_SRC_ENV_LOW:
-		case CFG_SRC_ENV:
-			fprintf(fp, "environment %s\n", v->env);
-			break;
-		case CFG_SRC_DERIVED:
-			fprintf(fp, "read from %s\n",
-			    cfg->v[CFG_DB_PASSWORD_FILE].str);
-			break;
-		}
+		show_value(cfg, &keys[i], &cfg->v[i], fp);
+	}
+	for (i = 0; i < cfg->nhs; i++) {
+		fprintf(fp, "\n[handler.%s]\n", cfg->hs[i].type);
+		for (k = 0; k < HK_N; k++)
+			show_value(cfg, &hkeys[k], &cfg->hs[i].v[k], fp);
 	}
 }

@@ -27,7 +27,29 @@ enum cfg_id {
 	CFG_DB_STATEMENT_TIMEOUT_MS,
 	CFG_DB_LOCK_TIMEOUT_MS,
 	CFG_DB_APPLICATION_NAME,
+	CFG_W_CONCURRENCY,
+	CFG_W_PREFETCH,
+	CFG_W_LEASE_SECONDS,
+	CFG_W_POLL_INTERVAL_MS,
+	CFG_W_GRACE_SECONDS,
+	CFG_W_LISTEN,
+	CFG_W_RETRY_BASE_MS,
+	CFG_W_RETRY_CAP_MS,
+	CFG_W_UNLEASED_AFTER_SECONDS,
 	CFG_NKEYS
+};
+
+enum handler_kind { HANDLER_EXEC, HANDLER_HTTP, HANDLER_NOOP };
+
+/* A [handler.TYPE] section, resolved and validated. */
+struct cfg_handler {
+	const char		*type;		/* task_type it serves */
+	enum handler_kind	 kind;
+	const char		*command;	/* exec: command line (shell words) */
+	const char		*url;		/* http: endpoint */
+	int			 timeout_seconds;
+	long			 output_limit;	/* bytes of stdout / response kept */
+	int			 line;		/* where the section starts */
 };
 
 enum cfg_src {
@@ -55,6 +77,11 @@ long long	 cfg_int(const struct cfg *, enum cfg_id);
 int		 cfg_bool(const struct cfg *, enum cfg_id);
 enum cfg_src	 cfg_source(const struct cfg *, enum cfg_id);
 const char	*cfg_path(const struct cfg *);	/* NULL if no file read */
+
+/* Handlers; the array and its strings are owned by the cfg. */
+int		 cfg_handler_count(const struct cfg *);
+const struct cfg_handler *cfg_handler_at(const struct cfg *, int);
+const struct cfg_handler *cfg_handler_find(const struct cfg *, const char *);
 
 /* Print the effective configuration with origins; secrets redacted. */
 void		 cfg_show(const struct cfg *, FILE *);

@@ -14,6 +14,7 @@
 
 static const struct cmd *const cmds[] = {
 	&cmd_schema,
+	&cmd_worker,
 	&cmd_config,
 	&cmd_help,
 	&cmd_version,

@@ -50,5 +50,6 @@ extern const struct cmd cmd_config;
 extern const struct cmd cmd_help;
 extern const struct cmd cmd_schema;
 extern const struct cmd cmd_version;
+extern const struct cmd cmd_worker;
 
 #endif

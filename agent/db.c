@@ -56,7 +56,8 @@ one_line(char *msg)
 }
 
 PGconn *
-db_connect(const struct cfg *cfg, const char *purpose)
+db_connect_quiet(const struct cfg *cfg, const char *purpose, char *err,
+    size_t errlen)
 {
 	const char	*k[DB_MAXPARAMS + 1], *v[DB_MAXPARAMS + 1];
 	const char	*url = cfg_str(cfg, CFG_DB_URL);
@@ -86,24 +87,28 @@ db_connect(const struct cfg *cfg, const char *purpose)
 	    cfg_int(cfg, CFG_DB_CONNECT_TIMEOUT));
 	k[n] = "connect_timeout";
 	v[n++] = timeout;
+	/* Notice a dead peer (VM gone, network cut) within about a minute. */
+	k[n] = "keepalives_idle";
+	v[n++] = "30";
+	k[n] = "keepalives_interval";
+	v[n++] = "10";
+	k[n] = "keepalives_count";
+	v[n++] = "3";
 	k[n] = NULL;
 	v[n] = NULL;
 
 	conn = PQconnectdbParams(k, v, 1);
 	if (conn == NULL) {
-		log_errx("db: out of memory creating a connection");
+		snprintf(err, errlen, "out of memory creating a connection");
 		return NULL;
 	}
 	if (PQstatus(conn) != CONNECTION_OK) {
-		char *msg = one_line(PQerrorMessage(conn));
-
-		log_errx("db: cannot connect to database '%s' as user '%s' "
-		    "(host %s, port %s): %s; check that PostgreSQL is running "
-		    "and that [database] settings are right (orchestrator-agent "
-		    "config show)", PQdb(conn) ? PQdb(conn) : "?",
+		snprintf(err, errlen, "cannot connect to database '%s' as user "
+		    "'%s' (host %s, port %s): %s", PQdb(conn) ? PQdb(conn) : "?",
 		    PQuser(conn) ? PQuser(conn) : "?",
 		    PQhost(conn) && *PQhost(conn) ? PQhost(conn) : "(socket)",
-		    PQport(conn) ? PQport(conn) : "?", msg);
+		    PQport(conn) ? PQport(conn) : "?",
+		    one_line(PQerrorMessage(conn)));
 		PQfinish(conn);
 		return NULL;
 	}
@@ -117,15 +122,32 @@ db_connect(const struct cfg *cfg, const char *purpose)
 	    cfg_int(cfg, CFG_DB_LOCK_TIMEOUT_MS));
 	tp[0] = stmt;
 	tp[1] = lockt;
-	res = db_exec(conn, "db: setting timeouts",
-	    "SELECT set_config('statement_timeout', $1, false), "
-	    "set_config('lock_timeout', $2, false)", 2, tp);
-	if (res == NULL) {
+	res = PQexecParams(conn, "SELECT set_config('statement_timeout', $1, "
+	    "false), set_config('lock_timeout', $2, false)", 2, NULL, tp, NULL,
+	    NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "setting timeouts: %s",
+		    one_line(PQerrorMessage(conn)));
+		PQclear(res);
 		PQfinish(conn);
 		return NULL;
 	}
 	PQclear(res);
 	log_debug("db: connected to %s", db_describe(conn));
+	return conn;
+}
+
+PGconn *
+db_connect(const struct cfg *cfg, const char *purpose)
+{
+	char	 err[1024];
+	PGconn	*conn;
+
+	conn = db_connect_quiet(cfg, purpose, err, sizeof(err));
+	if (conn == NULL)
+		log_errx("db: %s; check that PostgreSQL is running and that "
+		    "[database] settings are right (orchestrator-agent config "
+		    "show)", err);
 	return conn;
 }
 
@@ -171,6 +193,18 @@ int
 db_cmd(PGconn *conn, const char *what, const char *sql)
 {
 	PGresult *res = db_exec(conn, what, sql, 0, NULL);
+
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int
+db_cmd_params(PGconn *conn, const char *what, const char *sql, int nparams,
+    const char *const *params)
+{
+	PGresult *res = db_exec(conn, what, sql, nparams, params);
 
 	if (res == NULL)
 		return -1;

@@ -30,6 +30,17 @@ PGresult	*db_exec(PGconn *, const char *what, const char *sql, int nparams,
 /* Run a statement that returns nothing; 0 ok, -1 logged error. */
 int		 db_cmd(PGconn *, const char *what, const char *sql);
 
+/* Parameterised statement whose rows are not needed; 0 or -1 logged. */
+int		 db_cmd_params(PGconn *, const char *what, const char *sql,
+		    int nparams, const char *const *params);
+
+/*
+ * Like db_connect, but on failure puts libpq's reason in err instead of
+ * logging, for callers that retry and log only changes of state.
+ */
+PGconn		*db_connect_quiet(const struct cfg *, const char *purpose,
+		    char *err, size_t errlen);
+
 /* SQLSTATE of a failed result, or "" */
 const char	*db_sqlstate(const PGresult *);
 

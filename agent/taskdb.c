@@ -1,0 +1,417 @@
+/*
+ * taskdb.c - the worker's SQL.  Every statement handles a whole batch in
+ * one round trip and writes its task_history rows in the same statement,
+ * so the audit trail costs no extra trip.  Completions are fenced by
+ * (worker_id, attempt_count): a worker whose lease was lost and whose task
+ * was claimed again cannot record a second result.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "taskdb.h"
+#include "version.h"
+
+static const char claim_sql[] =
+    "WITH c AS ("
+    " SELECT task_id FROM tasks"
+    "  WHERE status = 'queued' AND run_at <= now()"
+    "    AND task_type = ANY($2::text[])"
+    "    AND attempt_count < max_attempts"
+    "  ORDER BY priority DESC, run_at, created_at"
+    "  LIMIT $3"
+    "  FOR UPDATE SKIP LOCKED"
+    "), u AS ("
+    " UPDATE tasks t SET status = 'started', started_at = now(),"
+    "   ended_at = NULL, worker_id = $1,"
+    "   attempt_count = t.attempt_count + 1,"
+    "   lease_expires_at = now() + $4 * interval '1 second',"
+    "   cancel_requested = false"
+    "  FROM c WHERE t.task_id = c.task_id"
+    "  RETURNING t.task_id, t.task_type, t.skill_name, t.source_repo,"
+    "   t.target_repo, t.change_event, t.relationship_config,"
+    "   t.attempt_count, t.max_attempts, t.priority, t.run_at"
+    "), h AS ("
+    " INSERT INTO task_history (task_id, status, worker_id)"
+    " SELECT task_id, 'started', $1 FROM u"
+    ")"
+    " SELECT task_id, task_type, skill_name, source_repo, target_repo,"
+    "  change_event, relationship_config, attempt_count, max_attempts"
+    " FROM u ORDER BY priority DESC, run_at";
+
+/* A retry while attempts remain requeues; otherwise it fails. */
+static const char complete_sql[] =
+    "WITH d AS ("
+    " SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[],"
+    "   $6::text[], $7::int[], $8::bigint[])"
+    "  AS d(task_id, attempt, outcome, result, error, duration_ms, delay_ms)"
+    "), u AS ("
+    " UPDATE tasks t SET"
+    "  status = CASE"
+    "   WHEN d.outcome IN ('finished', 'cancelled') THEN d.outcome"
+    "   WHEN d.outcome = 'release' THEN 'queued'"
+    "   WHEN d.outcome = 'retry' AND t.attempt_count < t.max_attempts"
+    "    THEN 'queued'"
+    "   ELSE 'failed' END,"
+    "  attempt_count = CASE WHEN d.outcome = 'release'"
+    "   THEN t.attempt_count - 1 ELSE t.attempt_count END,"
+    "  ended_at = CASE WHEN d.outcome = 'release' OR (d.outcome = 'retry'"
+    "   AND t.attempt_count < t.max_attempts) THEN NULL"
+    "   ELSE clock_timestamp() END,"
+    "  run_at = CASE WHEN d.outcome = 'retry'"
+    "   AND t.attempt_count < t.max_attempts"
+    "   THEN clock_timestamp() + d.delay_ms * interval '1 millisecond'"
+    "   ELSE t.run_at END,"
+    "  result = CASE WHEN d.outcome = 'finished' THEN d.result::jsonb"
+    "   ELSE t.result END,"
+    "  error = d.error,"
+    "  worker_id = CASE WHEN d.outcome = 'release' THEN NULL"
+    "   ELSE t.worker_id END,"
+    "  lease_expires_at = NULL,"
+    "  cancel_requested = false"
+    "  FROM d"
+    "  WHERE t.task_id = d.task_id AND t.status = 'started'"
+    "   AND t.worker_id = $1 AND t.attempt_count = d.attempt"
+    "  RETURNING t.task_id, t.status, d.outcome, d.error, d.duration_ms"
+    "), h AS ("
+    " INSERT INTO task_history (task_id, status, worker_id, error,"
+    "  duration_ms)"
+    " SELECT task_id, CASE WHEN outcome = 'release' THEN 'released'"
+    "   WHEN status = 'queued' THEN 'retry' ELSE status END,"
+    "  $1, error, duration_ms FROM u"
+    ")"
+    " SELECT task_id FROM u";
+
+static const char extend_sql[] =
+    "UPDATE tasks t SET lease_expires_at = now() + $4 * interval '1 second'"
+    "  FROM unnest($2::text[], $3::int[]) AS d(task_id, attempt)"
+    " WHERE t.task_id = d.task_id AND t.attempt_count = d.attempt"
+    "   AND t.worker_id = $1 AND t.status = 'started'"
+    " RETURNING t.task_id, t.cancel_requested";
+
+static const char *const outcome_names[] = {
+	[OUT_NONE] = "retry",	/* never recorded as such */
+	[OUT_FINISHED] = "finished",
+	[OUT_RETRY] = "retry",
+	[OUT_FAIL] = "fail",
+	[OUT_CANCELLED] = "cancelled",
+	[OUT_RELEASE] = "release",
+};
+
+/* Append s to *buf, growing it; the buffer is owned by the caller. */
+static void
+put(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+	char *nb;
+
+	if (*len + n + 1 > *cap) {
+		size_t c = *cap ? *cap : 256;
+
+		while (c < *len + n + 1)
+			c *= 2;
+		nb = realloc(*buf, c);
+		if (nb == NULL)
+			fatal("taskdb: realloc");
+		*buf = nb;
+		*cap = c;
+	}
+	memcpy(*buf + *len, s, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+}
+
+char *
+taskdb_array(const char *const *v, int n)
+{
+	char		*buf = NULL;
+	size_t		 len = 0, cap = 0;
+	const char	*p;
+	int		 i;
+
+	put(&buf, &len, &cap, "{", 1);
+	for (i = 0; i < n; i++) {
+		if (i)
+			put(&buf, &len, &cap, ",", 1);
+		if (v[i] == NULL) {
+			put(&buf, &len, &cap, "NULL", 4);
+			continue;
+		}
+		put(&buf, &len, &cap, "\"", 1);
+		for (p = v[i]; *p != '\0'; p++) {
+			if (*p == '"' || *p == '\\')
+				put(&buf, &len, &cap, "\\", 1);
+			put(&buf, &len, &cap, p, 1);
+		}
+		put(&buf, &len, &cap, "\"", 1);
+	}
+	put(&buf, &len, &cap, "}", 1);
+	return buf;
+}
+
+/* An array literal of integers (caller frees). */
+static char *
+int_array(const long *v, int n)
+{
+	char	*buf = NULL, num[24];
+	size_t	 len = 0, cap = 0;
+	int	 i, k;
+
+	put(&buf, &len, &cap, "{", 1);
+	for (i = 0; i < n; i++) {
+		k = snprintf(num, sizeof(num), "%s%ld", i ? "," : "", v[i]);
+		put(&buf, &len, &cap, num, (size_t)k);
+	}
+	put(&buf, &len, &cap, "}", 1);
+	return buf;
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		fatal("taskdb: strdup");
+	return d;
+}
+
+int
+taskdb_claim(PGconn *conn, const struct taskdb_worker *w, int n,
+    int lease_seconds, struct taskq *q)
+{
+	const char	*params[4];
+	char		 lim[16], lease[16];
+	PGresult	*res;
+	struct task	*t;
+	int		 i, rows;
+
+	snprintf(lim, sizeof(lim), "%d", n);
+	snprintf(lease, sizeof(lease), "%d", lease_seconds);
+	params[0] = w->id;
+	params[1] = w->types_literal;
+	params[2] = lim;
+	params[3] = lease;
+	res = db_exec(conn, "worker: claiming tasks", claim_sql, 4, params);
+	if (res == NULL)
+		return -1;
+	rows = PQntuples(res);
+	for (i = 0; i < rows; i++) {
+		t = calloc(1, sizeof(*t));
+		if (t == NULL)
+			fatal("taskdb: calloc");
+		t->id = xstrdup(PQgetvalue(res, i, 0));
+		t->type = xstrdup(PQgetvalue(res, i, 1));
+		t->skill = xstrdup(PQgetvalue(res, i, 2));
+		t->source = xstrdup(PQgetvalue(res, i, 3));
+		t->target = xstrdup(PQgetvalue(res, i, 4));
+		t->change_event = xstrdup(PQgetvalue(res, i, 5));
+		t->relationship_config = xstrdup(PQgetvalue(res, i, 6));
+		t->attempt = atoi(PQgetvalue(res, i, 7));
+		t->max_attempts = atoi(PQgetvalue(res, i, 8));
+		TAILQ_INSERT_TAIL(q, t, entry);
+	}
+	PQclear(res);
+	return rows;
+}
+
+int
+taskdb_complete(PGconn *conn, const char *worker_id, struct task **v,
+    const long *delays, int n, int *lost)
+{
+	const char	**ids = NULL, **outs = NULL, **results = NULL;
+	const char	**errors = NULL, *params[8];
+	long		*attempts = NULL, *durs = NULL;
+	char		*a[7] = { NULL };
+	PGresult	*res = NULL;
+	int		 i, k, rc = -1;
+
+	ids = calloc((size_t)n, sizeof(*ids));
+	outs = calloc((size_t)n, sizeof(*outs));
+	results = calloc((size_t)n, sizeof(*results));
+	errors = calloc((size_t)n, sizeof(*errors));
+	attempts = calloc((size_t)n, sizeof(*attempts));
+	durs = calloc((size_t)n, sizeof(*durs));
+	if (!ids || !outs || !results || !errors || !attempts || !durs)
+		fatal("taskdb: calloc");
+	for (i = 0; i < n; i++) {
+		ids[i] = v[i]->id;
+		outs[i] = outcome_names[v[i]->outcome];
+		results[i] = v[i]->result;
+		errors[i] = v[i]->error;
+		attempts[i] = v[i]->attempt;
+		durs[i] = v[i]->duration_ms;
+		lost[i] = 1;
+	}
+	a[0] = taskdb_array(ids, n);
+	a[1] = int_array(attempts, n);
+	a[2] = taskdb_array(outs, n);
+	a[3] = taskdb_array(results, n);
+	a[4] = taskdb_array(errors, n);
+	a[5] = int_array(durs, n);
+	a[6] = int_array(delays, n);
+	params[0] = worker_id;
+	for (k = 0; k < 7; k++)
+		params[k + 1] = a[k];
+	res = db_exec(conn, "worker: recording results", complete_sql, 8,
+	    params);
+	if (res == NULL)
+		goto out;
+	/* Rows come back in no particular order; n is a batch, not a table. */
+	for (k = 0; k < PQntuples(res); k++)
+		for (i = 0; i < n; i++)
+			if (lost[i] && strcmp(ids[i], PQgetvalue(res, k, 0)) == 0) {
+				lost[i] = 0;
+				break;
+			}
+	rc = 0;
+out:
+	PQclear(res);
+	for (k = 0; k < 7; k++)
+		free(a[k]);
+	free(ids);
+	free(outs);
+	free(results);
+	free(errors);
+	free(attempts);
+	free(durs);
+	return rc;
+}
+
+int
+taskdb_extend(PGconn *conn, const char *worker_id, struct task **v, int n,
+    int lease_seconds, int *cancel, int *lost)
+{
+	const char	**ids, *params[4];
+	long		*att;
+	char		*a_ids = NULL, *a_att = NULL, lease[16];
+	PGresult	*res = NULL;
+	int		 i, k, rc = -1;
+
+	ids = calloc((size_t)n, sizeof(*ids));
+	att = calloc((size_t)n, sizeof(*att));
+	if (ids == NULL || att == NULL)
+		fatal("taskdb: calloc");
+	for (i = 0; i < n; i++) {
+		ids[i] = v[i]->id;
+		att[i] = v[i]->attempt;
+		lost[i] = 1;
+		cancel[i] = 0;
+	}
+	a_ids = taskdb_array(ids, n);
+	a_att = int_array(att, n);
+	snprintf(lease, sizeof(lease), "%d", lease_seconds);
+	params[0] = worker_id;
+	params[1] = a_ids;
+	params[2] = a_att;
+	params[3] = lease;
+	res = db_exec(conn, "worker: extending leases", extend_sql, 4, params);
+	if (res == NULL)
+		goto out;
+	for (k = 0; k < PQntuples(res); k++)
+		for (i = 0; i < n; i++)
+			if (lost[i] && strcmp(ids[i], PQgetvalue(res, k, 0)) == 0) {
+				lost[i] = 0;
+				cancel[i] = PQgetvalue(res, k, 1)[0] == 't';
+				break;
+			}
+	rc = 0;
+out:
+	PQclear(res);
+	free(a_ids);
+	free(a_att);
+	free(ids);
+	free(att);
+	return rc;
+}
+
+int
+taskdb_rescue(PGconn *conn, int unleased_after_seconds)
+{
+	const char	*params[1];
+	char		 secs[16];
+	PGresult	*res;
+	int		 n;
+
+	snprintf(secs, sizeof(secs), "%d", unleased_after_seconds);
+	params[0] = secs;
+	res = db_exec(conn, "worker: rescuing stuck tasks",
+	    "SELECT count(*) FROM reset_stuck_tasks($1 * interval '1 second')",
+	    1, params);
+	if (res == NULL)
+		return -1;
+	n = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return n;
+}
+
+int
+taskdb_pending(PGconn *conn, const char *types_literal)
+{
+	const char	*params[1] = { types_literal };
+	PGresult	*res;
+	int		 r;
+
+	res = db_exec(conn, "worker: checking for remaining tasks",
+	    "SELECT EXISTS (SELECT 1 FROM tasks WHERE task_type = "
+	    "ANY($1::text[]) AND (status = 'started' OR (status = 'queued' "
+	    "AND attempt_count < max_attempts)))", 1, params);
+	if (res == NULL)
+		return -1;
+	r = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	return r;
+}
+
+int
+taskdb_register(PGconn *conn, const struct taskdb_worker *w)
+{
+	const char	*params[6];
+	char		 pid[16], conc[16];
+
+	snprintf(pid, sizeof(pid), "%d", w->pid);
+	snprintf(conc, sizeof(conc), "%d", w->concurrency);
+	params[0] = w->id;
+	params[1] = w->host;
+	params[2] = pid;
+	params[3] = AGENT_VERSION;
+	params[4] = w->types_literal;
+	params[5] = conc;
+	return db_cmd_params(conn, "worker: registering",
+	    "INSERT INTO workers (worker_id, host, pid, version, task_types, "
+	    "concurrency) VALUES ($1, $2, $3, $4, $5::text[], $6) "
+	    "ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now(), "
+	    "stopped_at = NULL, task_types = EXCLUDED.task_types, "
+	    "concurrency = EXCLUDED.concurrency", 6, params);
+}
+
+int
+taskdb_heartbeat(PGconn *conn, const char *worker_id)
+{
+	const char *params[1] = { worker_id };
+
+	return db_cmd_params(conn, "worker: heartbeat",
+	    "UPDATE workers SET heartbeat_at = now() WHERE worker_id = $1", 1,
+	    params);
+}
+
+int
+taskdb_unregister(PGconn *conn, const char *worker_id)
+{
+	const char *params[1] = { worker_id };
+
+	return db_cmd_params(conn, "worker: unregistering",
+	    "UPDATE workers SET stopped_at = now(), heartbeat_at = now() "
+	    "WHERE worker_id = $1", 1, params);
+}
+
+int
+taskdb_listen(PGconn *conn)
+{
+	if (db_cmd(conn, "worker: LISTEN", "LISTEN " TASKDB_CHANNEL_TASKS) ==
+	    -1 || db_cmd(conn, "worker: LISTEN", "LISTEN "
+	    TASKDB_CHANNEL_CANCEL) == -1)
+		return -1;
+	return 0;
+}
