@@ -45,6 +45,7 @@ MIGRATIONS	:= $(sort $(wildcard sql/[0-9]*.sql))
 
 UNIT_SRCS	:= $(wildcard tests/unit/*.c)
 INTEG_SRCS	:= $(wildcard tests/integration/*.c)
+RESTART_SRCS	:= $(wildcard tests/restart/*.c)
 TEST_CFLAGS	= $(ALL_CFLAGS) -Itests $(shell pkg-config --cflags criterion 2>/dev/null)
 TEST_LIBS	= $(shell pkg-config --libs criterion 2>/dev/null) $(PKG_LIBS)
 
@@ -77,6 +78,9 @@ $(BUILD)/unit-tests: $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(UNIT_SRCS) tests/
 $(BUILD)/integration-tests: $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(INTEG_SRCS) tests/helpers.c) $(LIB_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
+$(BUILD)/restart-tests: $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(RESTART_SRCS) tests/helpers.c) $(LIB_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS)
+
 # Criterion forks per test; two jobs match the two-core CI machine.
 CRITERION_ARGS	?= --jobs 2
 export AGENT_BIN = $(abspath $(BIN))
@@ -89,9 +93,10 @@ export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 check: deps-quiet
 	@$(MAKE) --no-print-directory check-run
 
-check-run: $(BIN) $(BUILD)/unit-tests $(BUILD)/integration-tests
+check-run: $(BIN) $(BUILD)/unit-tests $(BUILD)/integration-tests $(BUILD)/restart-tests
 	$(BUILD)/unit-tests $(CRITERION_ARGS)
 	tests/check-install.sh
+	PGTEST_FSYNC=on tests/pgtest.sh run $(BUILD)/restart-tests --jobs 1
 	tests/pgtest.sh run $(BUILD)/integration-tests $(CRITERION_ARGS)
 
 demo: deps-quiet
@@ -122,3 +127,13 @@ deps-quiet:
 
 clean:
 	rm -rf build .demo
+
+# Queue benchmark: the worker against graphile-worker and pg-boss on one
+# throwaway PostgreSQL with fsync on (bench/README.md; ~10 minutes).  Knobs
+# pass through the environment, e.g. BENCH_TASKS=10000 BENCH_RUNS=1.
+.PHONY: bench-queue bench-queue-run
+bench-queue: deps-quiet
+	@$(MAKE) --no-print-directory bench-queue-run
+
+bench-queue-run: $(BIN)
+	bench/queue/run.sh $(abspath $(BIN))

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -171,6 +172,8 @@ spawn_agent(const char *const *env, const char *out_path,
 	pid = fork();
 	cr_assert(pid != -1);
 	if (pid == 0) {
+		/* A failed test must not leave workers behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		fd = open(out_path ? out_path : "/dev/null",
 		    O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		if (fd == -1)
@@ -275,4 +278,58 @@ read_file(const char *path)
 		append(&buf, &len, chunk, n);
 	fclose(fp);
 	return buf;
+}
+
+const char **
+db_env_cfg(const char *db, const char *cfgpath)
+{
+	static char dbvar[128], cfgvar[512];
+	static const char *env[4];
+	int n = 0;
+
+	snprintf(dbvar, sizeof(dbvar), "POSTGRES_DB=%s", db);
+	env[n++] = dbvar;
+	env[n++] = "POSTGRES_USER=postgres";
+	if (cfgpath != NULL) {
+		snprintf(cfgvar, sizeof(cfgvar), "ORCHESTRATOR_AGENT_CONFIG=%s", cfgpath);
+		env[n++] = cfgvar;
+	}
+	env[n] = NULL;
+	return env;
+}
+
+const char **
+db_env(const char *db)
+{
+	return db_env_cfg(db, NULL);
+}
+
+char *
+migrated_db(void)
+{
+	char *db = fresh_db();
+	struct run r;
+
+	run_agent(&r, db_env(db), NULL, (const char *[]){ "schema", "init", NULL });
+	cr_assert_eq(r.status, 0, "schema init: %s", r.err);
+	run_free(&r);
+	return db;
+}
+
+int
+wait_value(PGconn *c, const char *sql, const char *want, int ms)
+{
+	char *v;
+	int ok;
+
+	for (int waited = 0; ; waited += 50) {
+		v = db_value(c, sql);
+		ok = v != NULL && strcmp(v, want) == 0;
+		free(v);
+		if (ok)
+			return 1;
+		if (waited >= ms)
+			return 0;
+		usleep(50000);
+	}
 }

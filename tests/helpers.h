@@ -41,3 +41,12 @@ char	*write_temp(const char *text, int mode);
 char	*read_file(const char *path);
 
 #endif
+
+/* A fresh database with the schema applied by the agent (caller frees). */
+char	*migrated_db(void);
+/* Environment pointing the agent at db as the superuser; static storage. */
+const char **db_env(const char *db);
+/* Same plus ORCHESTRATOR_AGENT_CONFIG=cfgpath; static storage. */
+const char **db_env_cfg(const char *db, const char *cfgpath);
+/* Poll sql until its first value equals want or ms pass; returns 1 if it did. */
+int	 wait_value(PGconn *, const char *sql, const char *want, int ms);

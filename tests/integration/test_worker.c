@@ -1,0 +1,646 @@
+/*
+ * test_worker.c - the built-in worker against the harness's PostgreSQL:
+ * throughput with several workers, SIGKILL chaos, SIGTERM drain, retries
+ * and backoff, exec timeouts, NOTIFY wake-ups, cancel, reload, bad input.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static void
+insert_tasks(PGconn *c, const char *type, int n, const char *prefix,
+    int max_attempts)
+{
+	char sql[768];
+
+	snprintf(sql, sizeof(sql), "INSERT INTO tasks (task_id, skill_name, task_type, "
+	    "source_repo, target_repo, change_event, relationship_config, max_attempts) "
+	    "SELECT '%s' || g, 'trigger_%s', '%s', 'acme/api', 'acme/web', "
+	    "jsonb_build_object('n', g), '{}', %d FROM generate_series(1, %d) g",
+	    prefix, type, type, max_attempts, n);
+	db_do(c, sql);
+}
+
+static char *
+config(const char *body)
+{
+	return write_temp(body, 0600);
+}
+
+static int
+run_worker(const char *db, const char *cfg, const char *const *args)
+{
+	struct run r;
+	const char *argv[12] = { "worker" };
+	int n = 1, st;
+
+	for (; args && *args && n < 11; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	run_agent(&r, db_env_cfg(db, cfg), NULL, argv);
+	st = r.status;
+	if (st != 0)
+		fprintf(stderr, "worker exited %d: %s\n", st, r.err);
+	run_free(&r);
+	return st;
+}
+
+static int
+start_worker(const char *db, const char *cfg, const char *const *args)
+{
+	const char *argv[12] = { "worker" };
+	int n = 1;
+
+	for (; args && *args && n < 11; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	return spawn_agent(db_env_cfg(db, cfg), NULL, argv);
+}
+
+static void
+assert_exactly_once(PGconn *c)
+{
+	char *v;
+
+	v = db_value(c, "SELECT count(*) FROM (SELECT task_id FROM task_history "
+	    "WHERE status = 'finished' GROUP BY task_id HAVING count(*) > 1) d");
+	cr_assert_str_eq(v, "0", "a task was finished twice");
+	free(v);
+	v = db_value(c, "SELECT count(*) FROM tasks t WHERE status = 'finished' AND "
+	    "(SELECT count(*) FROM task_history h WHERE h.task_id = t.task_id "
+	    "AND h.status = 'finished') <> 1");
+	cr_assert_str_eq(v, "0", "finished task without exactly one history row");
+	free(v);
+	v = db_value(c, "SELECT count(*) FROM tasks WHERE attempt_count > max_attempts");
+	cr_assert_str_eq(v, "0", "attempt_count exceeded max_attempts");
+	free(v);
+}
+
+/* Four workers, 20k tasks: every task finished exactly once. */
+Test(worker, four_workers_drain_20k, .timeout = 120)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\nprefetch = 200\n[handler.noop]\nkind = noop\n");
+	PGconn *c = db_open(db);
+	int pids[4];
+	char *v;
+
+	insert_tasks(c, "noop", 20000, "t", 3);
+	for (int i = 0; i < 4; i++)
+		pids[i] = start_worker(db, cfg, (const char *[]){ "--exit-when-empty",
+		    "--concurrency", "16", NULL });
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(wait_agent(pids[i]), 0, "worker %d failed", i);
+	v = db_value(c, "SELECT count(*) FROM tasks WHERE status = 'finished'");
+	cr_assert_str_eq(v, "20000");
+	free(v);
+	v = db_value(c, "SELECT count(*) FROM task_history WHERE status = 'finished'");
+	cr_assert_str_eq(v, "20000");
+	free(v);
+	v = db_value(c, "SELECT count(DISTINCT worker_id) > 1 FROM tasks");
+	cr_assert_str_eq(v, "t", "only one worker did the work");
+	free(v);
+	v = db_value(c, "SELECT count(*) FROM workers WHERE stopped_at IS NOT NULL");
+	cr_assert_str_eq(v, "4", "workers did not record themselves");
+	free(v);
+	assert_exactly_once(c);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+/* Workers running an exec handler are SIGKILLed and restarted repeatedly. */
+Test(worker, sigkill_chaos, .timeout = 180)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\nlease_seconds = 3\nretry_base_ms = 100\n"
+	    "retry_cap_ms = 500\npoll_interval_ms = 200\n"
+	    "[handler.consumer_triage]\nkind = exec\n"
+	    "command = /bin/sh -c 'cat >/dev/null; sleep 0.05; echo \"{\\\"ok\\\": 1}\"'\n"
+	    "timeout_seconds = 20\n");
+	PGconn *c = db_open(db);
+	int pids[3];
+	unsigned seed = (unsigned)getpid();
+	char *v;
+
+	insert_tasks(c, "consumer_triage", 400, "k", 5);
+	for (int i = 0; i < 3; i++)
+		pids[i] = start_worker(db, cfg, (const char *[]){ "--concurrency", "8", NULL });
+	for (int round = 0; round < 8; round++) {
+		int victim = (int)(rand_r(&seed) % 3);
+
+		usleep(300000 + rand_r(&seed) % 400000);
+		kill(pids[victim], SIGKILL);
+		wait_agent(pids[victim]);
+		pids[victim] = start_worker(db, cfg, (const char *[]){ "--concurrency", "8", NULL });
+	}
+	for (int i = 0; i < 3; i++) {
+		kill(pids[i], SIGKILL);
+		wait_agent(pids[i]);
+	}
+	/* A survivor drains the rest, rescuing the dead workers' leases. */
+	cr_assert_eq(run_worker(db, cfg, (const char *[]){ "--exit-when-empty",
+	    "--concurrency", "8", NULL }), 0);
+	v = db_value(c, "SELECT count(*) FROM tasks WHERE status NOT IN ('finished', 'failed')");
+	cr_assert_str_eq(v, "0", "tasks left unfinished");
+	free(v);
+	v = db_value(c, "SELECT count(*) FROM tasks");
+	cr_assert_str_eq(v, "400", "tasks lost");
+	free(v);
+	v = db_value(c, "SELECT count(*) FROM task_history WHERE status = 'rescued'");
+	cr_assert(atoi(v) > 0, "no lease was ever rescued: the chaos did not bite");
+	free(v);
+	assert_exactly_once(c);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+/* SIGTERM: prefetched tasks go back, running ones finish within grace. */
+Test(worker, sigterm_drain, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\nprefetch = 4\ngrace_seconds = 20\n"
+	    "[handler.consumer_triage]\nkind = exec\n"
+	    "command = /bin/sh -c 'cat >/dev/null; sleep 1; echo {}'\n");
+	PGconn *c = db_open(db);
+	int pid;
+	char *v;
+
+	insert_tasks(c, "consumer_triage", 10, "d", 3);
+	pid = start_worker(db, cfg, (const char *[]){ "--concurrency", "2", NULL });
+	cr_assert(wait_value(c, "SELECT count(*) FROM tasks WHERE status = 'started'", "6", 10000),
+	    "worker did not claim 2 running + 4 prefetched");
+	kill(pid, SIGTERM);
+	cr_assert_eq(wait_agent(pid), 0);
+	v = db_value(c, "SELECT count(*) FROM tasks WHERE status = 'finished'");
+	cr_assert_str_eq(v, "2", "running handlers were not allowed to finish");
+	free(v);
+	v = db_value(c, "SELECT count(*) FROM tasks WHERE status = 'queued' AND attempt_count = 0 "
+	    "AND worker_id IS NULL AND lease_expires_at IS NULL");
+	cr_assert_str_eq(v, "8", "prefetched tasks were not returned intact");
+	free(v);
+	v = db_value(c, "SELECT count(*) FROM task_history WHERE status = 'released'");
+	cr_assert_str_eq(v, "4");
+	free(v);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+/* After grace_seconds a still-running handler is killed and requeued. */
+Test(worker, sigterm_grace_expires, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\nprefetch = 0\ngrace_seconds = 1\n"
+	    "[handler.consumer_triage]\nkind = exec\n"
+	    "command = /bin/sh -c 'sleep 60'\n");
+	PGconn *c = db_open(db);
+	int pid;
+	time_t t0;
+	char *v;
+
+	insert_tasks(c, "consumer_triage", 1, "g", 3);
+	pid = start_worker(db, cfg, NULL);
+	cr_assert(wait_value(c, "SELECT status FROM tasks", "started", 10000));
+	usleep(200000);
+	t0 = time(NULL);
+	kill(pid, SIGTERM);
+	cr_assert_eq(wait_agent(pid), 0);
+	cr_assert(time(NULL) - t0 < 10, "grace was not enforced");
+	v = db_value(c, "SELECT status || ':' || attempt_count FROM tasks");
+	cr_assert_str_eq(v, "queued:0");
+	free(v);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+/* Failures retry with backoff until max_attempts, then fail. */
+Test(worker, retries_with_backoff_then_fails, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\nretry_base_ms = 400\nretry_cap_ms = 10000\n"
+	    "poll_interval_ms = 50\n"
+	    "[handler.consumer_triage]\nkind = exec\n"
+	    "command = /bin/sh -c 'echo boom-detail >&2; exit 75'\n");
+	PGconn *c = db_open(db);
+	char *v;
+
+	insert_tasks(c, "consumer_triage", 1, "r", 3);
+	cr_assert_eq(run_worker(db, cfg, (const char *[]){ "--exit-when-empty", NULL }), 0);
+	v = db_value(c, "SELECT status || ':' || attempt_count FROM tasks");
+	cr_assert_str_eq(v, "failed:3");
+	free(v);
+	v = db_value(c, "SELECT error FROM tasks");
+	cr_assert(strstr(v, "status 75") && strstr(v, "boom-detail"), "%s", v);
+	free(v);
+	v = db_value(c, "SELECT string_agg(status, ',' ORDER BY id) FROM task_history");
+	cr_assert_str_eq(v, "started,retry,started,retry,started,failed");
+	free(v);
+	/* Exponential: the second wait is longer than the first (>= base/2). */
+	v = db_value(c, "WITH h AS (SELECT status, timestamp, row_number() OVER (ORDER BY id) n "
+	    "FROM task_history) SELECT (SELECT timestamp FROM h WHERE n = 3) - "
+	    "(SELECT timestamp FROM h WHERE n = 2) >= interval '190 ms' AND "
+	    "(SELECT timestamp FROM h WHERE n = 5) - (SELECT timestamp FROM h WHERE n = 4) >= "
+	    "interval '390 ms'");
+	cr_assert_str_eq(v, "t", "retries did not back off");
+	free(v);
+	v = db_value(c, "SELECT count(*) FROM task_history WHERE status = 'retry' AND duration_ms IS NOT NULL");
+	cr_assert_str_eq(v, "2");
+	free(v);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+/* A timeout kills the whole process group, not just the direct child. */
+Test(worker, exec_timeout_kills_process_group, .timeout = 60)
+{
+	char *db = migrated_db();
+	char pidfile[64], ini[512], *cfg, *v, *text;
+	PGconn *c = db_open(db);
+	char stat[64], buf[256];
+	FILE *fp;
+	int bg;
+
+	snprintf(pidfile, sizeof(pidfile), "/tmp/oa-bg-%d.pid", (int)getpid());
+	snprintf(ini, sizeof(ini), "[handler.consumer_triage]\nkind = exec\n"
+	    "command = /bin/sh -c 'sleep 300 & echo $! > %s; wait'\ntimeout_seconds = 1\n", pidfile);
+	cfg = config(ini);
+	insert_tasks(c, "consumer_triage", 1, "x", 1);
+	cr_assert_eq(run_worker(db, cfg, (const char *[]){ "--exit-when-empty", NULL }), 0);
+	v = db_value(c, "SELECT status || ':' || error FROM tasks");
+	cr_assert(strstr(v, "failed:handler timed out after 1 s") != NULL, "%s", v);
+	free(v);
+	text = read_file(pidfile);
+	cr_assert_not_null(text, "handler never ran");
+	bg = atoi(text);
+	free(text);
+	cr_assert(bg > 0);
+	/* Gone, or at most a zombie waiting for init to reap it. */
+	snprintf(stat, sizeof(stat), "/proc/%d/stat", bg);
+	for (int i = 0; i < 50; i++) {
+		fp = fopen(stat, "r");
+		if (fp == NULL)
+			break;
+		buf[0] = '\0';
+		(void)!fgets(buf, sizeof(buf), fp);
+		fclose(fp);
+		if (strstr(buf, ") Z ") != NULL)
+			break;
+		usleep(100000);
+		cr_assert(i < 49, "background child %d survived the timeout: %s", bg, buf);
+	}
+	unlink(pidfile);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+/* stdout must be JSON: invalid output is an error, not a success. */
+Test(worker, exec_result_must_be_json, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[handler.consumer_triage]\nkind = exec\n"
+	    "command = /bin/sh -c 'echo not-json'\n"
+	    "[handler.template_triage]\nkind = exec\n"
+	    "command = /bin/sh -c 'cat'\n");
+	PGconn *c = db_open(db);
+	char *v;
+
+	insert_tasks(c, "consumer_triage", 1, "j", 1);
+	insert_tasks(c, "template_triage", 1, "p", 1);
+	cr_assert_eq(run_worker(db, cfg, (const char *[]){ "--exit-when-empty", NULL }), 0);
+	v = db_value(c, "SELECT status || ':' || error FROM tasks WHERE task_id = 'j1'");
+	cr_assert(strstr(v, "failed:handler exited 0 but its output is not a single JSON value") != NULL, "%s", v);
+	free(v);
+	/* The task JSON on stdin, echoed back as the result. */
+	v = db_value(c, "SELECT status || ':' || (result->>'task_id') || ':' || "
+	    "(result->'change_event'->>'n') || ':' || (result->>'attempt') FROM tasks WHERE task_id = 'p1'");
+	cr_assert_str_eq(v, "finished:p1:1:1");
+	free(v);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+/* A seed-style INSERT wakes an idle worker through NOTIFY, not polling. */
+Test(worker, notify_wakes_idle_worker, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\npoll_interval_ms = 600000\n[handler.consumer_triage]\nkind = noop\n");
+	PGconn *c = db_open(db);
+	int pid;
+
+	pid = start_worker(db, cfg, NULL);
+	cr_assert(wait_value(c, "SELECT count(*) FROM workers WHERE stopped_at IS NULL", "1", 10000));
+	usleep(300000);
+	db_do(c, "INSERT INTO tasks (task_id, skill_name, task_type, status, source_repo, "
+	    "target_repo, change_event, relationship_config) VALUES ('seed-1', "
+	    "'trigger_consumer_triage', 'consumer_triage', 'queued', 'o/s', 'o/c', '{}', '{}')");
+	cr_assert(wait_value(c, "SELECT status FROM tasks WHERE task_id = 'seed-1'", "finished", 5000),
+	    "the insert did not wake the worker");
+	kill(pid, SIGTERM);
+	cr_assert_eq(wait_agent(pid), 0);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+/* listen = off (behind a transaction pooler): polling still finds work. */
+Test(worker, poll_fallback_without_listen, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\nlisten = off\npoll_interval_ms = 100\n"
+	    "[handler.consumer_triage]\nkind = noop\n");
+	PGconn *c = db_open(db);
+	int pid;
+
+	pid = start_worker(db, cfg, NULL);
+	cr_assert(wait_value(c, "SELECT count(*) FROM workers", "1", 10000));
+	insert_tasks(c, "consumer_triage", 5, "p", 3);
+	cr_assert(wait_value(c, "SELECT count(*) FROM tasks WHERE status = 'finished'", "5", 5000));
+	kill(pid, SIGTERM);
+	cr_assert_eq(wait_agent(pid), 0);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+/* A task type no worker serves stays queued; it is never reported done. */
+Test(worker, unserved_type_stays_queued, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[handler.noop]\nkind = noop\n");
+	PGconn *c = db_open(db);
+	char *v;
+
+	insert_tasks(c, "noop", 3, "n", 3);
+	insert_tasks(c, "mystery", 2, "m", 3);
+	cr_assert_eq(run_worker(db, cfg, (const char *[]){ "--exit-when-empty", NULL }), 0);
+	v = db_value(c, "SELECT string_agg(task_type || ':' || status, ',' ORDER BY task_id) FROM tasks");
+	cr_assert_str_eq(v, "mystery:queued,mystery:queued,noop:finished,noop:finished,noop:finished");
+	free(v);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+/* A running task whose cancel is requested is stopped and recorded. */
+Test(worker, cancel_running_task, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[handler.consumer_triage]\nkind = exec\ncommand = /bin/sh -c 'sleep 60'\n");
+	PGconn *c = db_open(db);
+	int pid;
+
+	insert_tasks(c, "consumer_triage", 1, "c", 3);
+	pid = start_worker(db, cfg, NULL);
+	cr_assert(wait_value(c, "SELECT status FROM tasks", "started", 10000));
+	db_do(c, "UPDATE tasks SET cancel_requested = true WHERE task_id = 'c1'");
+	db_do(c, "SELECT pg_notify('orchestrator_cancel', 'c1')");
+	cr_assert(wait_value(c, "SELECT status FROM tasks", "cancelled", 5000));
+	cr_assert(wait_value(c, "SELECT count(*) FROM task_history WHERE status = 'cancelled'", "1", 2000));
+	kill(pid, SIGTERM);
+	cr_assert_eq(wait_agent(pid), 0);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+/* A completion after the lease was lost and the task rescued is refused. */
+Test(worker, lost_lease_result_is_discarded, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\nlease_seconds = 30\n[handler.consumer_triage]\nkind = exec\n"
+	    "command = /bin/sh -c 'sleep 1; echo {}'\n");
+	PGconn *c = db_open(db);
+	int pid;
+	char *v;
+
+	insert_tasks(c, "consumer_triage", 1, "l", 3);
+	pid = start_worker(db, cfg, NULL);
+	cr_assert(wait_value(c, "SELECT status FROM tasks", "started", 10000));
+	/* Pretend the lease ran out and another worker rescued and took it. */
+	db_do(c, "UPDATE tasks SET lease_expires_at = now() - interval '1 s'");
+	db_do(c, "SELECT * FROM reset_stuck_tasks()");
+	db_do(c, "UPDATE tasks SET status = 'started', worker_id = 'other', "
+	    "attempt_count = attempt_count + 1, lease_expires_at = now() + interval '1 h'");
+	sleep(2);
+	v = db_value(c, "SELECT status || ':' || worker_id FROM tasks");
+	cr_assert_str_eq(v, "started:other", "the old worker overwrote the new owner's task");
+	free(v);
+	v = db_value(c, "SELECT count(*) FROM task_history WHERE status = 'finished'");
+	cr_assert_str_eq(v, "0");
+	free(v);
+	kill(pid, SIGTERM);
+	cr_assert_eq(wait_agent(pid), 0);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+/* SIGHUP reloads handlers; a broken file keeps the running configuration. */
+Test(worker, sighup_reload, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[handler.alpha]\nkind = noop\n");
+	PGconn *c = db_open(db);
+	FILE *fp;
+	int pid;
+
+	pid = start_worker(db, cfg, NULL);
+	cr_assert(wait_value(c, "SELECT count(*) FROM workers", "1", 10000));
+	insert_tasks(c, "beta", 1, "b", 3);
+	usleep(500000);
+	fp = fopen(cfg, "w");
+	fputs("[handler.alpha]\nkind = noop\n[handler.beta]\nkind = noop\n", fp);
+	fclose(fp);
+	kill(pid, SIGHUP);
+	cr_assert(wait_value(c, "SELECT status FROM tasks WHERE task_id = 'b1'", "finished", 5000),
+	    "reloaded handler did not run");
+	fp = fopen(cfg, "w");
+	fputs("[handler.alpha]\nkind = bogus\n", fp);
+	fclose(fp);
+	kill(pid, SIGHUP);
+	usleep(300000);
+	insert_tasks(c, "beta", 1, "bb", 3);
+	cr_assert(wait_value(c, "SELECT status FROM tasks WHERE task_id = 'bb1'", "finished", 5000),
+	    "a bad reload broke the running configuration");
+	kill(pid, SIGTERM);
+	cr_assert_eq(wait_agent(pid), 0);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+Test(worker, bad_input)
+{
+	char *db = migrated_db();
+	char *none = config("[worker]\nconcurrency = 2\n");
+	char *bad = config("[handler.x]\nkind = exec\n");
+	char *ok = config("[handler.x]\nkind = noop\n");
+	struct run r;
+	char want[128];
+
+	run_agent(&r, db_env_cfg(db, none), NULL, (const char *[]){ "worker", NULL });
+	cr_assert_eq(r.status, 78, "%s", r.err);
+	cr_assert(strstr(r.err, "no [handler.TYPE] section") != NULL, "%s", r.err);
+	run_free(&r);
+	run_agent(&r, db_env_cfg(db, bad), NULL, (const char *[]){ "worker", NULL });
+	cr_assert_eq(r.status, 78, "%s", r.err);
+	snprintf(want, sizeof(want), "%s:1: [handler.x] kind = exec needs command", bad);
+	cr_assert(strstr(r.err, want) != NULL, "%s", r.err);
+	run_free(&r);
+	run_agent(&r, db_env_cfg(db, ok), NULL, (const char *[]){ "worker", "--types", "y", NULL });
+	cr_assert_eq(r.status, 78, "%s", r.err);
+	cr_assert(strstr(r.err, "--types names 'y'") != NULL, "%s", r.err);
+	run_free(&r);
+	run_agent(&r, db_env_cfg(db, ok), NULL, (const char *[]){ "worker", "--concurrency", "0", NULL });
+	cr_assert_eq(r.status, 64, "%s", r.err);
+	run_free(&r);
+	run_agent(&r, db_env_cfg(db, ok), NULL, (const char *[]){ "worker", "--bogus", NULL });
+	cr_assert_eq(r.status, 64, "%s", r.err);
+	run_free(&r);
+	unlink(none);
+	unlink(bad);
+	unlink(ok);
+	free(none);
+	free(bad);
+	free(ok);
+	free(db);
+}
+
+/*
+ * A tiny HTTP server for the http handler: the path picks the answer.
+ * Runs in a child process until the test ends.
+ */
+static int
+http_stub(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	cr_assert(listen(s, 16) == 0);
+	getsockname(s, (struct sockaddr *)&sa, &len);
+	if (fork() == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;) {
+			char req[8192], resp[512];
+			const char *body = "{\"r\": 1}", *status = "200 OK";
+			ssize_t n, got = 0;
+			int c = accept(s, NULL, NULL);
+
+			if (c == -1)
+				continue;
+			/* Read headers and the (small) body. */
+			while (got < (ssize_t)sizeof(req) - 1) {
+				n = read(c, req + got, sizeof(req) - 1 - (size_t)got);
+				if (n <= 0)
+					break;
+				got += n;
+				req[got] = '\0';
+				char *hend = strstr(req, "\r\n\r\n");
+				char *cl = strcasestr(req, "Content-Length:");
+				if (hend && (!cl || (ssize_t)(hend + 4 - req) + atoi(cl + 15) <= got))
+					break;
+			}
+			if (strstr(req, "POST /bad "))
+				status = "400 Bad Request", body = "{\"error\": \"no\"}";
+			else if (strstr(req, "POST /busy "))
+				status = "503 Service Unavailable", body = "";
+			else if (strstr(req, "POST /rate "))
+				status = "429 Too Many Requests", body = "";
+			else if (strstr(req, "POST /notjson "))
+				body = "nope";
+			else if (strstr(req, "POST /echo ")) {
+				char *b = strstr(req, "\r\n\r\n");
+				body = b ? b + 4 : "";
+			}
+			n = snprintf(resp, sizeof(resp), "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
+			    "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, strlen(body));
+			(void)!write(c, resp, (size_t)n);
+			(void)!write(c, body, strlen(body));
+			close(c);
+		}
+	}
+	close(s);
+	return ntohs(sa.sin_port);
+}
+
+Test(worker, http_handler_status_mapping, .timeout = 60)
+{
+	char *db = migrated_db();
+	char ini[1024], *cfg, *v;
+	PGconn *c = db_open(db);
+	int port = http_stub();
+
+	snprintf(ini, sizeof(ini), "[worker]\nretry_base_ms = 20\nretry_cap_ms = 40\npoll_interval_ms = 50\n"
+	    "[handler.ok]\nkind = http\nurl = http://127.0.0.1:%d/echo\n"
+	    "[handler.bad]\nkind = http\nurl = http://127.0.0.1:%d/bad\n"
+	    "[handler.busy]\nkind = http\nurl = http://127.0.0.1:%d/busy\n"
+	    "[handler.rate]\nkind = http\nurl = http://127.0.0.1:%d/rate\n"
+	    "[handler.notjson]\nkind = http\nurl = http://127.0.0.1:%d/notjson\n"
+	    "[handler.down]\nkind = http\nurl = http://127.0.0.1:1/x\n",
+	    port, port, port, port, port);
+	cfg = config(ini);
+	insert_tasks(c, "ok", 1, "ok", 3);
+	insert_tasks(c, "bad", 1, "bad", 3);
+	insert_tasks(c, "busy", 1, "busy", 3);
+	insert_tasks(c, "rate", 1, "rate", 2);
+	insert_tasks(c, "notjson", 1, "notjson", 2);
+	insert_tasks(c, "down", 1, "down", 2);
+	cr_assert_eq(run_worker(db, cfg, (const char *[]){ "--exit-when-empty", NULL }), 0);
+
+	v = db_value(c, "SELECT status || ':' || (result->>'task_id') || ':' || (result->>'source_repo') FROM tasks WHERE task_type = 'ok'");
+	cr_assert_str_eq(v, "finished:ok1:acme/api");
+	free(v);
+	/* 4xx: failed at once, no retry. */
+	v = db_value(c, "SELECT status || ':' || attempt_count || ':' || error FROM tasks WHERE task_type = 'bad'");
+	cr_assert(strncmp(v, "failed:1:http handler: HTTP 400", 31) == 0, "%s", v);
+	free(v);
+	/* 5xx, 429, transport errors and bad JSON: retried until attempts run out. */
+	v = db_value(c, "SELECT string_agg(task_type || ':' || status || ':' || attempt_count, ',' ORDER BY task_type) "
+	    "FROM tasks WHERE task_type IN ('busy', 'rate', 'notjson', 'down')");
+	cr_assert_str_eq(v, "busy:failed:3,down:failed:2,notjson:failed:2,rate:failed:2");
+	free(v);
+	v = db_value(c, "SELECT error FROM tasks WHERE task_type = 'notjson'");
+	cr_assert(strstr(v, "HTTP 200 but the response output is not a single JSON value") != NULL, "%s", v);
+	free(v);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
