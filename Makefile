@@ -87,6 +87,7 @@ export AGENT_BIN = $(abspath $(BIN))
 export OA_SOURCE_DIR = $(abspath .)
 export ASAN_OPTIONS = detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS = suppressions=$(abspath tests/lsan.supp):print_suppressions=0
 
 # check and demo install dependencies first, then re-enter make so that
 # pkg-config sees the freshly installed libraries.

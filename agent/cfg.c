@@ -358,7 +358,7 @@ handler_key(struct parse_state *ps, const char *section, const char *name,
 		char		 tmp[400];
 		const char	*why = strstr(msg, ": ");
 
-		snprintf(tmp, sizeof(tmp), "[%s] %s: %s", section, name,
+		snprintf(tmp, sizeof(tmp), "[%.60s] %.40s: %.280s", section, name,
 		    why ? why + 2 : msg);
 		snprintf(msg, msglen, "%s", tmp);
 	}
