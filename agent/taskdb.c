@@ -415,3 +415,20 @@ taskdb_listen(PGconn *conn)
 		return -1;
 	return 0;
 }
+
+int
+taskdb_session(PGconn *conn)
+{
+	/*
+	 * After a burst of inserts the statistics are stale (autovacuum has
+	 * not analysed yet) and the planner would sort the whole queue for
+	 * each claim instead of walking idx_tasks_claim in order.  Every
+	 * statement of this session is index-driven, so sorting is made the
+	 * last resort here only.  JIT goes too: it costs more than these
+	 * short statements run, and the sort penalty alone would trigger it.
+	 */
+	if (db_cmd(conn, "worker: session settings", "SET enable_sort = off") ==
+	    -1)
+		return -1;
+	return db_cmd(conn, "worker: session settings", "SET jit = off");
+}

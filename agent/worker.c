@@ -213,7 +213,7 @@ db_up(struct worker *w)
 		return;
 	}
 	w->conn = c;
-	if ((w->listen && taskdb_listen(c) == -1) ||
+	if (taskdb_session(c) == -1 || (w->listen && taskdb_listen(c) == -1) ||
 	    taskdb_register(c, &w->reg) == -1) {
 		PQfinish(c);
 		w->conn = NULL;
@@ -327,6 +327,8 @@ flush_done(struct worker *w)
 	}
 	w->ndone = 0;
 	free(v);
+	/* Slots were freed: look for more work now rather than at the poll. */
+	w->want_claim = 1;
 }
 
 static void
@@ -348,8 +350,9 @@ claim(struct worker *w)
 	}
 	w->nprefetched += got;
 	w->claimed_none = got == 0;
-	if (got == want)
-		w->want_claim = 1;	/* more may be waiting */
+	/* More may be waiting; an empty answer is what ends a drain. */
+	if (got > 0)
+		w->want_claim = 1;
 	if (got > 0)
 		w->next_extend = now_ms() + w->lease_s * 1000 / 3;
 }
