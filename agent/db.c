@@ -170,14 +170,12 @@ db_sqlstate(const PGresult *res)
 	return s ? s : "";
 }
 
-PGresult *
-db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
-    const char *const *params)
+/* The result if it succeeded; otherwise log "what: error" and NULL. */
+static PGresult *
+checked(PGconn *conn, PGresult *res, const char *what)
 {
-	PGresult	*res;
-	char		*msg;
+	char *msg;
 
-	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (res != NULL && (PQresultStatus(res) == PGRES_COMMAND_OK ||
 	    PQresultStatus(res) == PGRES_TUPLES_OK))
 		return res;
@@ -187,6 +185,35 @@ db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
 	log_errx("%s: %s", what, one_line(msg));
 	PQclear(res);
 	return NULL;
+}
+
+PGresult *
+db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
+    const char *const *params)
+{
+	return checked(conn, PQexecParams(conn, sql, nparams, NULL, params,
+	    NULL, NULL, 0), what);
+}
+
+PGresult *
+db_exec_prepared(PGconn *conn, const char *what, const char *name,
+    int nparams, const char *const *params)
+{
+	return checked(conn, PQexecPrepared(conn, name, nparams, params, NULL,
+	    NULL, 0), what);
+}
+
+int
+db_prepare(PGconn *conn, const char *what, const char *name, const char *sql,
+    int nparams)
+{
+	PGresult *res = checked(conn, PQprepare(conn, name, sql, nparams, NULL),
+	    what);
+
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
 }
 
 int

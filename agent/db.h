@@ -27,6 +27,14 @@ const char	*db_describe(PGconn *);
 PGresult	*db_exec(PGconn *, const char *what, const char *sql, int nparams,
 		    const char *const *params);
 
+/* Prepare a named statement on this connection; 0 or -1 logged. */
+int		 db_prepare(PGconn *, const char *what, const char *name,
+		    const char *sql, int nparams);
+
+/* Like db_exec for a statement prepared with db_prepare. */
+PGresult	*db_exec_prepared(PGconn *, const char *what, const char *name,
+		    int nparams, const char *const *params);
+
 /* Run a statement that returns nothing; 0 ok, -1 logged error. */
 int		 db_cmd(PGconn *, const char *what, const char *sql);
 

@@ -193,7 +193,8 @@ taskdb_claim(PGconn *conn, const struct taskdb_worker *w, int n,
 	params[1] = w->types_literal;
 	params[2] = lim;
 	params[3] = lease;
-	res = db_exec(conn, "worker: claiming tasks", claim_sql, 4, params);
+	res = db_exec_prepared(conn, "worker: claiming tasks", "oa_claim", 4,
+	    params);
 	if (res == NULL)
 		return -1;
 	rows = PQntuples(res);
@@ -254,8 +255,8 @@ taskdb_complete(PGconn *conn, const char *worker_id, struct task **v,
 	params[0] = worker_id;
 	for (k = 0; k < 7; k++)
 		params[k + 1] = a[k];
-	res = db_exec(conn, "worker: recording results", complete_sql, 8,
-	    params);
+	res = db_exec_prepared(conn, "worker: recording results",
+	    "oa_complete", 8, params);
 	if (res == NULL)
 		goto out;
 	/* Rows come back in no particular order; n is a batch, not a table. */
@@ -306,7 +307,8 @@ taskdb_extend(PGconn *conn, const char *worker_id, struct task **v, int n,
 	params[1] = a_ids;
 	params[2] = a_att;
 	params[3] = lease;
-	res = db_exec(conn, "worker: extending leases", extend_sql, 4, params);
+	res = db_exec_prepared(conn, "worker: extending leases", "oa_extend", 4,
+	    params);
 	if (res == NULL)
 		goto out;
 	for (k = 0; k < PQntuples(res); k++)
@@ -428,7 +430,13 @@ taskdb_session(PGconn *conn)
 	 * short statements run, and the sort penalty alone would trigger it.
 	 */
 	if (db_cmd(conn, "worker: session settings", "SET enable_sort = off") ==
-	    -1)
+	    -1 || db_cmd(conn, "worker: session settings", "SET jit = off") == -1)
 		return -1;
-	return db_cmd(conn, "worker: session settings", "SET jit = off");
+	/* Prepared once per connection: planning is most of an idle claim. */
+	if (db_prepare(conn, "worker: preparing", "oa_claim", claim_sql, 4) ==
+	    -1 || db_prepare(conn, "worker: preparing", "oa_complete",
+	    complete_sql, 8) == -1 || db_prepare(conn, "worker: preparing",
+	    "oa_extend", extend_sql, 4) == -1)
+		return -1;
+	return 0;
 }

@@ -61,7 +61,7 @@ int	 taskdb_register(PGconn *, const struct taskdb_worker *);
 int	 taskdb_heartbeat(PGconn *, const char *worker_id);
 int	 taskdb_unregister(PGconn *, const char *worker_id);
 
-/* Session settings for the worker's connection. */
+/* Session settings and prepared statements for the worker's connection. */
 int	 taskdb_session(PGconn *);
 
 /* LISTEN on the wake-up and cancel channels. */
