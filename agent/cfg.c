@@ -68,7 +68,7 @@ static const struct cfg_key keys[CFG_NKEYS] = {
 	    "orchestrator-agent", 0, 0, NULL, "PGAPPNAME", NULL, 0 },
 	[CFG_W_CONCURRENCY] = { "worker", "concurrency", T_INT, "4", 1, 256,
 	    NULL, NULL, NULL, 0 },
-	[CFG_W_PREFETCH] = { "worker", "prefetch", T_INT, "64", 0, 10000,
+	[CFG_W_PREFETCH] = { "worker", "prefetch", T_INT, "16", 0, 10000,
 	    NULL, NULL, NULL, 0 },
 	[CFG_W_LEASE_SECONDS] = { "worker", "lease_seconds", T_INT, "30", 2,
 	    86400, NULL, NULL, NULL, 0 },
