@@ -13,6 +13,8 @@
 #include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -640,6 +642,65 @@ Test(worker, http_handler_status_mapping, .timeout = 60)
 	cr_assert(strstr(v, "HTTP 200 but the response output is not a single JSON value") != NULL, "%s", v);
 	free(v);
 	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
+/* Under systemd (Type=notify): READY, STATUS, WATCHDOG and STOPPING. */
+Test(worker, systemd_notify_protocol, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[handler.noop]\nkind = noop\n");
+	char path[108], envsock[160], got[4096] = "", buf[512];
+	struct sockaddr_un sa;
+	const char **base = db_env_cfg(db, cfg);
+	const char *env[8];
+	int s, pid, n = 0;
+	ssize_t r;
+
+	snprintf(path, sizeof(path), "/tmp/oa-notify-%d.sock", (int)getpid());
+	unlink(path);
+	s = socket(AF_UNIX, SOCK_DGRAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	cr_assert(bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	snprintf(envsock, sizeof(envsock), "NOTIFY_SOCKET=%s", path);
+	while (base[n] != NULL) {
+		env[n] = base[n];
+		n++;
+	}
+	env[n++] = envsock;
+	env[n++] = "WATCHDOG_USEC=400000";
+	env[n] = NULL;
+	pid = spawn_agent(env, NULL, (const char *[]){ "worker", NULL });
+	struct timeval tv = { 0, 200000 };
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (int i = 0; i < 30 && !(strstr(got, "READY=1") && strstr(got, "WATCHDOG=1") &&
+	    strstr(got, "STATUS=")); i++) {
+		r = recv(s, buf, sizeof(buf) - 1, 0);
+		if (r > 0) {
+			buf[r] = '\0';
+			strncat(got, buf, sizeof(got) - strlen(got) - 2);
+			strcat(got, "\n");
+		}
+	}
+	cr_assert(strstr(got, "READY=1") != NULL, "%s", got);
+	cr_assert(strstr(got, "STATUS=database connected") != NULL, "%s", got);
+	cr_assert(strstr(got, "WATCHDOG=1") != NULL, "%s", got);
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 30 && !strstr(got, "STOPPING=1"); i++) {
+		r = recv(s, buf, sizeof(buf) - 1, 0);
+		if (r > 0) {
+			buf[r] = '\0';
+			strncat(got, buf, sizeof(got) - strlen(got) - 2);
+		}
+	}
+	cr_assert(strstr(got, "STOPPING=1") != NULL, "%s", got);
+	cr_assert_eq(wait_agent(pid), 0);
+	close(s);
+	unlink(path);
 	unlink(cfg);
 	free(cfg);
 	free(db);
