@@ -45,8 +45,9 @@ static const char claim_sql[] =
 static const char complete_sql[] =
     "WITH d AS ("
     " SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[],"
-    "   $6::text[], $7::int[], $8::bigint[])"
-    "  AS d(task_id, attempt, outcome, result, error, duration_ms, delay_ms)"
+    "   $6::text[], $7::int[], $8::bigint[]) WITH ORDINALITY"
+    "  AS d(task_id, attempt, outcome, result, error, duration_ms, delay_ms,"
+    "   ord)"
     "), u AS ("
     " UPDATE tasks t SET"
     "  status = CASE"
@@ -74,7 +75,8 @@ static const char complete_sql[] =
     "  FROM d"
     "  WHERE t.task_id = d.task_id AND t.status = 'started'"
     "   AND t.worker_id = $1 AND t.attempt_count = d.attempt"
-    "  RETURNING t.task_id, t.status, d.outcome, d.error, d.duration_ms"
+    "  RETURNING t.task_id, t.status, d.outcome, d.error, d.duration_ms,"
+    "   d.ord"
     "), h AS ("
     " INSERT INTO task_history (task_id, status, worker_id, error,"
     "  duration_ms)"
@@ -82,14 +84,15 @@ static const char complete_sql[] =
     "   WHEN status = 'queued' THEN 'retry' ELSE status END,"
     "  $1, error, duration_ms FROM u"
     ")"
-    " SELECT task_id FROM u";
+    " SELECT ord FROM u";
 
 static const char extend_sql[] =
     "UPDATE tasks t SET lease_expires_at = now() + $4 * interval '1 second'"
-    "  FROM unnest($2::text[], $3::int[]) AS d(task_id, attempt)"
+    "  FROM unnest($2::text[], $3::int[]) WITH ORDINALITY"
+    "   AS d(task_id, attempt, ord)"
     " WHERE t.task_id = d.task_id AND t.attempt_count = d.attempt"
     "   AND t.worker_id = $1 AND t.status = 'started'"
-    " RETURNING t.task_id, t.cancel_requested";
+    " RETURNING d.ord, t.cancel_requested";
 
 static const char *const outcome_names[] = {
 	[OUT_NONE] = "retry",	/* never recorded as such */
@@ -165,6 +168,26 @@ int_array(const long *v, int n)
 	}
 	put(&buf, &len, &cap, "}", 1);
 	return buf;
+}
+
+/*
+ * Rows come back in no particular order, each with the 1-based position of
+ * its task in the arrays we sent: clear lost[] for those, and set cancel[]
+ * from the second column when asked.
+ */
+static void
+mark_rows(const PGresult *res, int n, int *lost, int *cancel)
+{
+	int k, i;
+
+	for (k = 0; k < PQntuples(res); k++) {
+		i = atoi(PQgetvalue(res, k, 0)) - 1;
+		if (i < 0 || i >= n)
+			continue;
+		lost[i] = 0;
+		if (cancel != NULL)
+			cancel[i] = PQgetvalue(res, k, 1)[0] == 't';
+	}
 }
 
 static char *
@@ -259,13 +282,7 @@ taskdb_complete(PGconn *conn, const char *worker_id, struct task **v,
 	    "oa_complete", 8, params);
 	if (res == NULL)
 		goto out;
-	/* Rows come back in no particular order; n is a batch, not a table. */
-	for (k = 0; k < PQntuples(res); k++)
-		for (i = 0; i < n; i++)
-			if (lost[i] && strcmp(ids[i], PQgetvalue(res, k, 0)) == 0) {
-				lost[i] = 0;
-				break;
-			}
+	mark_rows(res, n, lost, NULL);
 	rc = 0;
 out:
 	PQclear(res);
@@ -288,7 +305,7 @@ taskdb_extend(PGconn *conn, const char *worker_id, struct task **v, int n,
 	long		*att;
 	char		*a_ids = NULL, *a_att = NULL, lease[16];
 	PGresult	*res = NULL;
-	int		 i, k, rc = -1;
+	int		 i, rc = -1;
 
 	ids = calloc((size_t)n, sizeof(*ids));
 	att = calloc((size_t)n, sizeof(*att));
@@ -311,13 +328,7 @@ taskdb_extend(PGconn *conn, const char *worker_id, struct task **v, int n,
 	    params);
 	if (res == NULL)
 		goto out;
-	for (k = 0; k < PQntuples(res); k++)
-		for (i = 0; i < n; i++)
-			if (lost[i] && strcmp(ids[i], PQgetvalue(res, k, 0)) == 0) {
-				lost[i] = 0;
-				cancel[i] = PQgetvalue(res, k, 1)[0] == 't';
-				break;
-			}
+	mark_rows(res, n, lost, cancel);
 	rc = 0;
 out:
 	PQclear(res);
