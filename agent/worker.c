@@ -474,17 +474,16 @@ cancel_task(struct worker *w, const char *id)
 	}
 }
 
+/*
+ * Notifications that libpq already read while a query ran wait in its
+ * queue, not on the socket: they must be taken before sleeping, or the
+ * wake-up is lost until the next poll.
+ */
 static void
-read_notifies(struct worker *w)
+drain_notifies(struct worker *w)
 {
 	PGnotify *n;
 
-	if (w->conn == NULL)
-		return;
-	if (PQconsumeInput(w->conn) == 0) {
-		db_down(w, "connection closed while listening");
-		return;
-	}
 	for (;;) {
 		n = PQnotifies(w->conn);
 		if (n == NULL)
@@ -495,6 +494,18 @@ read_notifies(struct worker *w)
 			w->want_claim = 1;
 		PQfreemem(n);
 	}
+}
+
+static void
+read_notifies(struct worker *w)
+{
+	if (w->conn == NULL)
+		return;
+	if (PQconsumeInput(w->conn) == 0) {
+		db_down(w, "connection closed while listening");
+		return;
+	}
+	drain_notifies(w);
 }
 
 /* SIGHUP: load the configuration again; keep the old one on error. */
@@ -631,6 +642,8 @@ wait_events(struct worker *w)
 	int			 n = 0, k, i, fds[3];
 	short			 ev[3];
 
+	if (w->conn != NULL)
+		drain_notifies(w);
 	if (w->conn != NULL && (w->want_claim || w->ndone > 0) &&
 	    !w->stopping)
 		until = now;

@@ -705,3 +705,39 @@ Test(worker, systemd_notify_protocol, .timeout = 60)
 	free(cfg);
 	free(db);
 }
+
+/*
+ * Notifications that arrive while the worker runs a statement are queued
+ * inside libpq, not on the socket: none may be lost.  With polling off in
+ * practice (10 minutes), each insert must be picked up by its NOTIFY.
+ */
+Test(worker, notify_never_lost, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\npoll_interval_ms = 600000\n[handler.noop]\nkind = noop\n");
+	PGconn *c = db_open(db);
+	char sql[256];
+	int pid;
+
+	pid = start_worker(db, cfg, NULL);
+	cr_assert(wait_value(c, "SELECT count(*) FROM workers", "1", 10000));
+	usleep(200000);
+	/* One at a time, as an idle queue sees them. */
+	for (int i = 0; i < 300; i++) {
+		char want[16];
+
+		snprintf(sql, sizeof(sql), "INSERT INTO tasks (task_id, skill_name, task_type, "
+		    "source_repo, target_repo, change_event, relationship_config) VALUES "
+		    "('q%d', 's', 'noop', 'a/b', 'c/d', '{}', '{}')", i);
+		db_do(c, sql);
+		snprintf(want, sizeof(want), "%d", i + 1);
+		cr_assert(wait_value(c, "SELECT count(*) FROM tasks WHERE status = 'finished'", want, 1500),
+		    "task %d waited: its NOTIFY was lost", i);
+	}
+	kill(pid, SIGTERM);
+	cr_assert_eq(wait_agent(pid), 0);
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
