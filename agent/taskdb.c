@@ -240,16 +240,19 @@ taskdb_claim(PGconn *conn, const struct taskdb_worker *w, int n,
 	return rows;
 }
 
-int
-taskdb_complete(PGconn *conn, const char *worker_id, struct task **v,
-    const long *delays, int n, int *lost)
+/* The arrays of a completion batch; free with free_complete(). */
+struct complete_args {
+	char		*a[7];
+	const char	*params[8];
+};
+
+static void
+build_complete(struct complete_args *ca, const char *worker_id,
+    struct task **v, const long *delays, int n)
 {
-	const char	**ids = NULL, **outs = NULL, **results = NULL;
-	const char	**errors = NULL, *params[8];
-	long		*attempts = NULL, *durs = NULL;
-	char		*a[7] = { NULL };
-	PGresult	*res = NULL;
-	int		 i, k, rc = -1;
+	const char	**ids, **outs, **results, **errors;
+	long		*attempts, *durs;
+	int		 i, k;
 
 	ids = calloc((size_t)n, sizeof(*ids));
 	outs = calloc((size_t)n, sizeof(*outs));
@@ -266,34 +269,94 @@ taskdb_complete(PGconn *conn, const char *worker_id, struct task **v,
 		errors[i] = v[i]->error;
 		attempts[i] = v[i]->attempt;
 		durs[i] = v[i]->duration_ms;
-		lost[i] = 1;
 	}
-	a[0] = taskdb_array(ids, n);
-	a[1] = int_array(attempts, n);
-	a[2] = taskdb_array(outs, n);
-	a[3] = taskdb_array(results, n);
-	a[4] = taskdb_array(errors, n);
-	a[5] = int_array(durs, n);
-	a[6] = int_array(delays, n);
-	params[0] = worker_id;
+	ca->a[0] = taskdb_array(ids, n);
+	ca->a[1] = int_array(attempts, n);
+	ca->a[2] = taskdb_array(outs, n);
+	ca->a[3] = taskdb_array(results, n);
+	ca->a[4] = taskdb_array(errors, n);
+	ca->a[5] = int_array(durs, n);
+	ca->a[6] = int_array(delays, n);
+	ca->params[0] = worker_id;
 	for (k = 0; k < 7; k++)
-		params[k + 1] = a[k];
-	res = db_exec_prepared(conn, "worker: recording results",
-	    "oa_complete", 8, params);
-	if (res == NULL)
-		goto out;
-	mark_rows(res, n, lost, NULL);
-	rc = 0;
-out:
-	PQclear(res);
-	for (k = 0; k < 7; k++)
-		free(a[k]);
+		ca->params[k + 1] = ca->a[k];
 	free(ids);
 	free(outs);
 	free(results);
 	free(errors);
 	free(attempts);
 	free(durs);
+}
+
+static void
+free_complete(struct complete_args *ca)
+{
+	int k;
+
+	for (k = 0; k < 7; k++)
+		free(ca->a[k]);
+}
+
+int
+taskdb_complete(PGconn *conn, const char *worker_id, struct task **v,
+    const long *delays, int n, int *lost)
+{
+	struct complete_args	 ca;
+	PGresult		*res;
+	int			 i;
+
+	for (i = 0; i < n; i++)
+		lost[i] = 1;
+	build_complete(&ca, worker_id, v, delays, n);
+	res = db_exec_prepared(conn, "worker: recording results",
+	    "oa_complete", 8, ca.params);
+	free_complete(&ca);
+	if (res == NULL)
+		return -1;
+	mark_rows(res, n, lost, NULL);
+	PQclear(res);
+	return 0;
+}
+
+int
+taskdb_complete_send(PGconn *conn, const char *worker_id, struct task **v,
+    const long *delays, int n)
+{
+	struct complete_args	ca;
+	int			ok;
+
+	build_complete(&ca, worker_id, v, delays, n);
+	ok = PQsendQueryPrepared(conn, "oa_complete", 8, ca.params, NULL,
+	    NULL, 0);
+	free_complete(&ca);
+	if (!ok) {
+		log_warnx("worker: sending results: %s", PQerrorMessage(conn));
+		return -1;
+	}
+	return 0;
+}
+
+int
+taskdb_complete_result(PGconn *conn, int n, int *lost)
+{
+	PGresult	*res;
+	int		 i, rc = -1, got = 0;
+
+	for (i = 0; i < n; i++)
+		lost[i] = 1;
+	for (;;) {
+		res = PQgetResult(conn);
+		if (res == NULL)
+			break;
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && !got) {
+			mark_rows(res, n, lost, NULL);
+			got = 1;
+			rc = 0;
+		} else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			log_warnx("worker: recording results: %s",
+			    PQresultErrorMessage(res));
+		PQclear(res);
+	}
 	return rc;
 }
 

@@ -45,6 +45,15 @@ int	 taskdb_complete(PGconn *, const char *worker_id, struct task **v,
 	    const long *delays, int n, int *lost);
 
 /*
+ * The same without waiting, for a second connection: send the batch, then
+ * once PQisBusy() is false collect the answer.  The result function
+ * returns 0 with lost[] filled, or -1 (logged) when nothing was recorded.
+ */
+int	 taskdb_complete_send(PGconn *, const char *worker_id, struct task **v,
+	    const long *delays, int n);
+int	 taskdb_complete_result(PGconn *, int n, int *lost);
+
+/*
  * Extend the leases of the n tasks in v.  Sets cancel[i] when cancel was
  * requested and lost[i] when the task is no longer ours.  0 or -1.
  */
