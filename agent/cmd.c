@@ -15,6 +15,7 @@
 static const struct cmd *const cmds[] = {
 	&cmd_schema,
 	&cmd_config,
+	&cmd_enqueue,
 	&cmd_help,
 	&cmd_version,
 };
@@ -25,6 +26,7 @@ static const char exit_codes[] =
     "  0   success\n"
     "  64  usage error (bad command line)\n"
     "  65  bad data (invalid input, schema drift)\n"
+    "  66  an input file cannot be read\n"
     "  69  service unavailable (database unreachable, unknown task)\n"
     "  70  internal error\n"
     "  74  output could not be written\n"

@@ -127,15 +127,15 @@ check_repo(const char *s, size_t len, char *why, size_t whylen)
 	}
 	slash = memchr(s, '/', len);
 	if (nslash != 1)
-		snprintf(why, whylen, "'%.*s' is not OWNER/REPO: it has %zu "
-		    "'/' where exactly one is needed (e.g. acme/api)",
-		    (int)len, s, nslash);
+		snprintf(why, whylen, "is not OWNER/REPO: '%.*s' has %zu '/' "
+		    "where exactly one is needed (e.g. acme/api)", (int)len, s,
+		    nslash);
 	else if (slash == s)
-		snprintf(why, whylen, "'%.*s' is not OWNER/REPO: the owner "
-		    "before '/' is empty", (int)len, s);
+		snprintf(why, whylen, "is not OWNER/REPO: the owner before '/' "
+		    "is empty in '%.*s'", (int)len, s);
 	else if (slash == s + len - 1)
-		snprintf(why, whylen, "'%.*s' is not OWNER/REPO: the "
-		    "repository name after '/' is empty", (int)len, s);
+		snprintf(why, whylen, "is not OWNER/REPO: the repository name "
+		    "after '/' is empty in '%.*s'", (int)len, s);
 	else
 		return 0;
 	return -1;
@@ -226,7 +226,7 @@ queue_parse_duration(const char *s, long long *secs, char *why,
 	}
 	while (*p != '\0') {
 		if (!isdigit((unsigned char)*p)) {
-			snprintf(why, whylen, "'%s' is not a duration; %s", s,
+			snprintf(why, whylen, "is not a duration: '%s'; %s", s,
 			    hint);
 			return -1;
 		}
@@ -249,11 +249,11 @@ queue_parse_duration(const char *s, long long *secs, char *why,
 			mult = 86400;
 			break;
 		case '\0':
-			snprintf(why, whylen, "'%s' has no unit; %s", s, hint);
+			snprintf(why, whylen, "has no unit: '%s'; %s", s, hint);
 			return -1;
 		default:
-			snprintf(why, whylen, "'%s' has an unknown unit '%c'; "
-			    "%s", s, isprint((unsigned char)*p) ? *p : '?',
+			snprintf(why, whylen, "has an unknown unit '%c' in "
+			    "'%s'; %s", isprint((unsigned char)*p) ? *p : '?', s,
 			    hint);
 			return -1;
 		}
@@ -265,7 +265,7 @@ queue_parse_duration(const char *s, long long *secs, char *why,
 	*secs = total;
 	return 0;
 toolong:
-	snprintf(why, whylen, "'%s' is too long; the limit is %lldd", s,
+	snprintf(why, whylen, "is too long: '%s' (the limit is %lldd)", s,
 	    QUEUE_DURATION_MAX / 86400);
 	return -1;
 }
@@ -317,11 +317,11 @@ queue_parse_int(const char *s, size_t len, long long min, long long max,
 	*out = v;
 	return 0;
 range:
-	snprintf(why, whylen, "%.*s is out of range (%lld to %lld)",
-	    len > 24 ? 24 : (int)len, s, min, max);
+	snprintf(why, whylen, "is out of range (%lld to %lld): %.*s", min,
+	    max, len > 24 ? 24 : (int)len, s);
 	return -1;
 notnum:
-	snprintf(why, whylen, "'%.*s' is not a whole number",
+	snprintf(why, whylen, "is not a whole number: '%.*s'",
 	    len > 24 ? 24 : (int)len, s);
 	return -1;
 }

@@ -24,6 +24,7 @@ struct json_object;
 #define QUEUE_RUN_AT_MAX	64
 #define QUEUE_JSON_MAX		(1024 * 1024)	/* bytes per JSON value */
 #define QUEUE_JSON_DEPTH	64		/* nesting levels */
+#define QUEUE_LINE_MAX		(3 * 1024 * 1024)	/* bytes per NDJSON line */
 #define QUEUE_ATTEMPTS_MAX	100
 #define QUEUE_PRIORITY_MIN	(-1000000)
 #define QUEUE_PRIORITY_MAX	1000000

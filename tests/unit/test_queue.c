@@ -5,12 +5,15 @@
  * crashes on pointers to static data under PIE).
  */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
+#include "cmd.h"
 #include "queue.h"
 #include "queue_json.h"
 
@@ -40,9 +43,9 @@ static const struct text_case text_cases[] = {
 	{ QF_TARGET, "a/b", NULL },
 	{ QF_SOURCE, "Acme-1/api.v2_x", NULL },
 	{ QF_SOURCE, "", "is empty" },
-	{ QF_SOURCE, "acme", "has 0 '/' where exactly one is needed" },
+	{ QF_SOURCE, "acme", "is not OWNER/REPO: 'acme' has 0 '/' where exactly one is needed" },
 	{ QF_SOURCE, "a/b/c", "has 2 '/' where exactly one is needed" },
-	{ QF_SOURCE, "/api", "the owner before '/' is empty" },
+	{ QF_SOURCE, "/api", "the owner before '/' is empty in '/api'" },
 	{ QF_TARGET, "acme/", "the repository name after '/' is empty" },
 	{ QF_SOURCE, "acme /api", "has byte 0x20 at position 5" },
 	{ QF_SOURCE, "acme/ap!", "has '!' at position 8" },
@@ -98,13 +101,13 @@ static const struct dur_case dur_cases[] = {
 	{ "0s", 0, NULL },
 	{ "3650d", 3650LL * 86400, NULL },
 	{ "", 0, "is empty" },
-	{ "10", 0, "'10' has no unit" },
-	{ "5x", 0, "unknown unit 'x'" },
+	{ "10", 0, "has no unit: '10'" },
+	{ "5x", 0, "unknown unit 'x' in '5x'" },
 	{ "1.5h", 0, "unknown unit '.'" },
-	{ "m", 0, "'m' is not a duration" },
+	{ "m", 0, "is not a duration: 'm'" },
 	{ "-5m", 0, "is not a duration" },
 	{ "10m ", 0, "is not a duration" },
-	{ "3651d", 0, "is too long; the limit is 3650d" },
+	{ "3651d", 0, "is too long: '3651d' (the limit is 3650d)" },
 	{ "99999999999999999999s", 0, "is too long" },
 };
 
@@ -215,10 +218,10 @@ static const struct int_case int_cases[] = {
 	{ "9223372036854775807", LLONG_MIN, LLONG_MAX, LLONG_MAX, NULL },
 	{ "9223372036854775808", LLONG_MIN, LLONG_MAX, 0, "out of range" },
 	{ "-9223372036854775809", LLONG_MIN, LLONG_MAX, 0, "out of range" },
-	{ "99999999999999999999999", 1, 100, 0, "out of range (1 to 100)" },
-	{ "0", 1, 100, 0, "0 is out of range (1 to 100)" },
+	{ "99999999999999999999999", 1, 100, 0, "is out of range (1 to 100): 99999999999999999999999" },
+	{ "0", 1, 100, 0, "is out of range (1 to 100): 0" },
 	{ "-1", 1, 100, 0, "out of range" },
-	{ "1.5", 1, 100, 0, "'1.5' is not a whole number" },
+	{ "1.5", 1, 100, 0, "is not a whole number: '1.5'" },
 	{ "12a", 1, 100, 0, "not a whole number" },
 	{ "-", 1, 100, 0, "not a whole number" },
 	{ " 3", 1, 100, 0, "not a whole number" },
@@ -373,4 +376,41 @@ Test(queue, statuses)
 	cr_expect_eq(queue_field_by_key("task_typ", 8), -1);
 	cr_expect_str_eq(queue_field_option(QF_RELATIONSHIP_CONFIG),
 	    "--relationship-config");
+}
+
+struct usage_case {
+	const char	*argv[12];
+	int		 want;
+};
+
+/* Usage errors are found before any connection is made. */
+static const struct usage_case usage_cases[] = {
+	{ { "enqueue" }, EX_USAGE },
+	{ { "enqueue", "--type", "t" }, EX_USAGE },
+	{ { "enqueue", "--bogus" }, EX_USAGE },
+	{ { "enqueue", "--type" }, EX_USAGE },
+	{ { "enqueue", "--ndjson", "f", "--id", "x" }, EX_USAGE },
+	{ { "enqueue", "--ndjson", "f", "--ndjson", "g" }, EX_USAGE },
+	{ { "enqueue", "--type", "t", "--source", "a/b", "--target", "c/d",
+	    "--change-event", "{}", "--relationship-config", "{}" }, -1 },
+};
+
+Test(queue, usage_errors_exit_64, .init = cr_redirect_stderr)
+{
+	for (size_t i = 0; i < NELEM(usage_cases); i++) {
+		const struct usage_case *c = &usage_cases[i];
+		struct agent a = { .config_path = "/nonexistent/agent.ini" };
+		char *argv[13] = { 0 };
+		int argc = 0;
+
+		while (argc < 12 && c->argv[argc]) {
+			argv[argc] = (char *)c->argv[argc];
+			argc++;
+		}
+		/* A good command line gets as far as the (missing) config. */
+		cr_expect_eq(cmd_dispatch(&a, argc, argv),
+		    c->want == -1 ? EX_CONFIG : c->want, "case %zu (%s %s)", i,
+		    c->argv[0], c->argv[1] ? c->argv[1] : "");
+		agent_free(&a);
+	}
 }

@@ -1,0 +1,435 @@
+/*
+ * test_queue.c - the queue commands against the harness's PostgreSQL,
+ * each test on its own freshly migrated database.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+
+static char dbvar[128];
+
+static const char **
+env(void)
+{
+	static const char *e[3];
+
+	e[0] = dbvar;
+	e[1] = "POSTGRES_USER=postgres";
+	e[2] = NULL;
+	return e;
+}
+
+/* A fresh database with the schema applied; its name stays in dbvar. */
+static PGconn *
+migrated(void)
+{
+	char *db = fresh_db();
+	struct run r;
+	PGconn *c;
+
+	snprintf(dbvar, sizeof(dbvar), "POSTGRES_DB=%s", db);
+	run_agent(&r, env(), NULL, (const char *[]){ "schema", "init", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	run_free(&r);
+	c = db_open(db);
+	free(db);
+	return c;
+}
+
+static int
+agent(struct run *r, const char *in, const char *const *args)
+{
+	return run_agent(r, env(), in, args);
+}
+
+static void
+expect_value(PGconn *c, const char *sql, const char *want)
+{
+	char *v = db_value(c, sql);
+
+	cr_expect_str_eq(v ? v : "(null)", want, "%s: got '%s'", sql,
+	    v ? v : "(null)");
+	free(v);
+}
+
+/* The last line of out (which it modifies). */
+static const char *
+last_line(char *out)
+{
+	size_t	 n = strlen(out);
+	char	*p;
+
+	while (n > 0 && out[n - 1] == '\n')
+		out[--n] = '\0';
+	p = strrchr(out, '\n');
+	return p ? p + 1 : out;
+}
+
+#define ARGS(...)	((const char *[]){ __VA_ARGS__, NULL })
+#define TASK_ARGS	"enqueue", "--type", "consumer_triage", "--source", \
+			"acme/api", "--target", "acme/web"
+
+Test(enqueue, one_task_with_defaults)
+{
+	PGconn *c = migrated();
+	struct run r;
+	char sql[256];
+	const char *id;
+
+	agent(&r, NULL, ARGS(TASK_ARGS, "--change-event",
+	    "{\"commit_sha\": \"abc\", \"n\": 123456789012345678901234567890}",
+	    "--relationship-config", "{\"interface_files\": [\"api.py\"]}"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	id = last_line(r.out);
+	cr_assert_eq(strlen(id), 36, "not a UUID: '%s'", id);
+	snprintf(sql, sizeof(sql), "SELECT concat_ws('|', status, skill_name, "
+	    "task_type, source_repo, target_repo, max_attempts, priority, "
+	    "attempt_count, run_at = created_at, change_event->>'n') FROM tasks "
+	    "WHERE task_id = '%s'", id);
+	expect_value(c, sql, "queued|trigger_consumer_triage|consumer_triage|"
+	    "acme/api|acme/web|3|0|0|t|123456789012345678901234567890");
+	run_free(&r);
+	PQfinish(c);
+}
+
+Test(enqueue, file_stdin_and_every_option)
+{
+	PGconn *c = migrated();
+	struct run r;
+	char *path = write_temp("{\n  \"commit_sha\": \"def\"\n}\n", 0600);
+	char at[300];
+
+	snprintf(at, sizeof(at), "@%s", path);
+	agent(&r, "{\"k\": [1, 2]}", ARGS(TASK_ARGS, "--change-event", at,
+	    "--relationship-config", "-", "--id", "my-task-1", "--skill",
+	    "custom_skill", "--priority", "-5", "--max-attempts", "7",
+	    "--run-at", "+5m"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect_str_eq(last_line(r.out), "my-task-1");
+	run_free(&r);
+	expect_value(c, "SELECT concat_ws('|', skill_name, priority, "
+	    "max_attempts, change_event->>'commit_sha', relationship_config, "
+	    "run_at - created_at) FROM tasks WHERE task_id = 'my-task-1'",
+	    "custom_skill|-5|7|def|{\"k\": [1, 2]}|00:05:00");
+
+	agent(&r, NULL, ARGS("enqueue", "--type", "template_triage", "--source",
+	    "a/b", "--target", "c/d", "--change-event", "{}",
+	    "--relationship-config", "{}", "--id", "t2", "--run-at",
+	    "2030-01-02T03:04:05Z"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	run_free(&r);
+	expect_value(c, "SELECT skill_name || ' ' || to_char(run_at AT TIME "
+	    "ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM tasks WHERE task_id = "
+	    "'t2'", "trigger_template_triage 2030-01-02 03:04:05");
+	unlink(path);
+	free(path);
+	PQfinish(c);
+}
+
+#define CE		"--change-event", "{}"
+#define RC		"--relationship-config", "{}"
+#define REPOS		"--source", "acme/api", "--target", "acme/web"
+
+struct bad_case {
+	const char	*args[20];	/* "@BIG": a file over the limit */
+	const char	*in;
+	int		 status;
+	const char	*err;
+};
+
+static const struct bad_case bad_cases[] = {
+	{ { TASK_ARGS, "--change-event", "{'a': 1}", RC }, NULL, 65,
+	    "--change-event is not valid JSON: single quotes" },
+	{ { TASK_ARGS, "--change-event", "{\"a\": 1", RC }, NULL, 65,
+	    "--change-event is not valid JSON: it ends before" },
+	{ { TASK_ARGS, "--change-event", "{\"a\": 1} x", RC }, NULL, 65,
+	    "--change-event is not one JSON value" },
+	{ { TASK_ARGS, "--change-event", "[1, 2]", RC }, NULL, 65,
+	    "--change-event must be a JSON object ({...}), not an array" },
+	{ { TASK_ARGS, CE, "--relationship-config", "\"text\"" }, NULL, 65,
+	    "--relationship-config must be a JSON object ({...}), not a string" },
+	{ { TASK_ARGS, "--change-event", "", RC }, NULL, 65,
+	    "--change-event is empty" },
+	{ { TASK_ARGS, "--change-event", "-", RC }, "  \n", 65,
+	    "--change-event is empty" },
+	{ { TASK_ARGS, "--change-event", "@BIG", RC }, NULL, 65,
+	    "--change-event: the JSON is larger than the 1048576 byte (1 MiB) limit" },
+	{ { TASK_ARGS, CE, "--relationship-config", "@/nonexistent/x.json" },
+	    NULL, 66, "--relationship-config: cannot open /nonexistent/x.json" },
+	{ { "enqueue", "--type", "t", "--source", "acme", "--target", "a/b",
+	    CE, RC }, NULL, 65, "--source is not OWNER/REPO: 'acme' has 0 '/'" },
+	{ { "enqueue", "--type", "t", "--source", "a/b", "--target",
+	    "acme/web/x", CE, RC }, NULL, 65, "--target is not OWNER/REPO" },
+	{ { "enqueue", "--type", "t", "--source", "a/b", "--target", "/web",
+	    CE, RC }, NULL, 65, "--target is not OWNER/REPO: the owner" },
+	{ { "enqueue", "--type", "t", "--source", "a/b", "--target",
+	    "acme/w b", CE, RC }, NULL, 65,
+	    "--target has byte 0x20 at position 7" },
+	{ { "enqueue", "--type", "", REPOS, CE, RC }, NULL, 65,
+	    "--type is empty" },
+	{ { "enqueue", "--type", "a;drop", REPOS, CE, RC }, NULL, 65,
+	    "--type has ';' at position 2" },
+	{ { TASK_ARGS, CE, RC, "--id",
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" },
+	    NULL, 65, "--id is 65 characters long; the limit is 64" },
+	{ { TASK_ARGS, CE, RC, "--priority", "high" }, NULL, 65,
+	    "--priority is not a whole number: 'high'" },
+	{ { TASK_ARGS, CE, RC, "--priority", "99999999" }, NULL, 65,
+	    "--priority is out of range (-1000000 to 1000000)" },
+	{ { TASK_ARGS, CE, RC, "--max-attempts", "0" }, NULL, 65,
+	    "--max-attempts is out of range (1 to 100): 0" },
+	{ { TASK_ARGS, CE, RC, "--run-at", "+5 minutes" }, NULL, 65,
+	    "--run-at has an unknown unit ' '" },
+	{ { TASK_ARGS, CE, RC, "--run-at", "not a time" }, NULL, 65,
+	    "--run-at: PostgreSQL cannot read 'not a time' as a time" },
+	{ { TASK_ARGS, CE, RC, "--run-at", "2026-13-45" }, NULL, 65,
+	    "--run-at: PostgreSQL cannot read" },
+	{ { TASK_ARGS, CE, RC, "--bogus" }, NULL, 64,
+	    "unknown option '--bogus'" },
+	{ { TASK_ARGS, CE, RC, "extra" }, NULL, 64,
+	    "unexpected argument 'extra'" },
+	{ { TASK_ARGS, CE, RC, "--type", "y" }, NULL, 64, "--type given twice" },
+	{ { TASK_ARGS, CE }, NULL, 64, "--relationship-config is required" },
+	{ { "enqueue", REPOS, CE, RC }, NULL, 64, "--type is required" },
+	{ { TASK_ARGS, "--change-event", "-", "--relationship-config", "-" },
+	    "{}", 64, "only one of --change-event and --relationship-config" },
+	{ { TASK_ARGS, "--ndjson", "-" }, "", 64,
+	    "--type cannot be combined with --ndjson" },
+	{ { "enqueue", "--ndjson", "/nonexistent/x.ndjson" }, NULL, 66,
+	    "--ndjson: cannot open /nonexistent/x.ndjson" },
+};
+
+Test(enqueue, bad_input_inserts_nothing)
+{
+	PGconn *c = migrated();
+	char *big = malloc(1024 * 1024 + 16), *bigpath, at[300];
+
+	/* Valid JSON one byte over the limit. */
+	memset(big, ' ', 1024 * 1024 + 1);
+	memcpy(big, "{}", 2);
+	big[1024 * 1024 + 1] = '\0';
+	bigpath = write_temp(big, 0600);
+	snprintf(at, sizeof(at), "@%s", bigpath);
+	for (size_t i = 0; i < NELEM(bad_cases); i++) {
+		const struct bad_case *b = &bad_cases[i];
+		const char *args[20];
+		struct run r;
+
+		for (size_t k = 0; k < 20; k++)
+			args[k] = b->args[k] && strcmp(b->args[k], "@BIG") == 0 ?
+			    at : b->args[k];
+		agent(&r, b->in, args);
+		cr_expect_eq(r.status, b->status, "case %zu: exit %d: %s", i,
+		    r.status, r.err);
+		cr_expect(strstr(r.err, b->err) != NULL,
+		    "case %zu: stderr lacks '%s': %s", i, b->err, r.err);
+		cr_expect_str_empty(r.out, "case %zu printed '%s'", i, r.out);
+		run_free(&r);
+	}
+	expect_value(c, "SELECT count(*) FROM tasks", "0");
+	unlink(bigpath);
+	free(bigpath);
+	free(big);
+	PQfinish(c);
+}
+
+Test(enqueue, duplicate_id_is_65)
+{
+	PGconn *c = migrated();
+	struct run r;
+
+	for (int i = 0; i < 2; i++) {
+		agent(&r, NULL, ARGS(TASK_ARGS, "--change-event", "{}",
+		    "--relationship-config", "{}", "--id", "dup-1"));
+		cr_assert_eq(r.status, i == 0 ? 0 : 65, "%s", r.err);
+		if (i == 1)
+			cr_expect(strstr(r.err, "task id 'dup-1' already exists") != NULL,
+			    "%s", r.err);
+		run_free(&r);
+	}
+	expect_value(c, "SELECT count(*) FROM tasks", "1");
+	PQfinish(c);
+}
+
+/* n tasks, one a line, with blank lines here and there. */
+static char *
+ndjson_file(int n)
+{
+	char path[] = "/tmp/oa-ndjson.XXXXXX";
+	int fd = mkstemp(path);
+	FILE *fp = fdopen(fd, "w");
+
+	cr_assert_not_null(fp);
+	for (int i = 0; i < n; i++) {
+		if (i % 5000 == 1)
+			fputs("\n  \n", fp);
+		fprintf(fp, "{\"task_type\": \"consumer_triage\", \"source_repo\": "
+		    "\"acme/api\", \"target_repo\": \"acme/w%d\", \"change_event\": "
+		    "{\"i\": %d,\t\"s\": \"tab\\there\\\\back\\nnl\\r\"}, "
+		    "\"relationship_config\": {\"k\": [1, 2]}}\n", i, i);
+	}
+	cr_assert_eq(fclose(fp), 0);
+	return strdup(path);
+}
+
+Test(enqueue, ndjson_loads_20000)
+{
+	PGconn *c = migrated();
+	struct run r;
+	char *path = ndjson_file(20000);
+
+	agent(&r, NULL, ARGS("enqueue", "--ndjson", path));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "queued 20000 tasks from") != NULL, "%s", r.out);
+	run_free(&r);
+	expect_value(c, "SELECT count(*) || ' ' || count(DISTINCT task_id) || "
+	    "' ' || count(*) FILTER (WHERE status = 'queued' AND skill_name = "
+	    "'trigger_consumer_triage' AND max_attempts = 3 AND priority = 0) "
+	    "FROM tasks", "20000 20000 20000");
+	/* COPY's escapes round-trip: tab, backslash, newline, CR. */
+	expect_value(c, "SELECT change_event->>'s' = E'tab\\there\\\\back\\nnl\\r' "
+	    "AND change_event->>'i' = '7' FROM tasks WHERE target_repo = 'acme/w7'",
+	    "t");
+	/* Ids are UUIDs; run_at is the transaction's now(), like the default. */
+	expect_value(c, "SELECT bool_and(task_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4"
+	    "[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AND run_at = created_at) "
+	    "FROM tasks", "t");
+	unlink(path);
+	free(path);
+	PQfinish(c);
+}
+
+static const char good_line[] = "{\"task_type\": \"t\", \"source_repo\": "
+    "\"a/b\", \"target_repo\": \"c/d\", \"change_event\": {}, "
+    "\"relationship_config\": {}";
+
+Test(enqueue, ndjson_bad_line_3_inserts_nothing)
+{
+	PGconn *c = migrated();
+	struct run r;
+	char text[2048];
+
+	snprintf(text, sizeof(text), "%s}\n%s}\n%s, \"priority\": \"high\"}\n"
+	    "%s}\n", good_line, good_line, good_line, good_line);
+	agent(&r, text, ARGS("enqueue", "--ndjson", "-"));
+	cr_assert_eq(r.status, 65, "%s", r.err);
+	cr_expect(strstr(r.err, "stdin line 3: priority must be a whole number, "
+	    "not a string") != NULL, "%s", r.err);
+	cr_expect(strstr(r.err, "1 invalid line (the first is line 3); nothing "
+	    "was queued") != NULL, "%s", r.err);
+	run_free(&r);
+	expect_value(c, "SELECT count(*) FROM tasks", "0");
+	PQfinish(c);
+}
+
+struct ndjson_case {
+	const char	*line;	/* appended to good_line; NULL: verbatim */
+	const char	*raw;
+	const char	*err;
+};
+
+static const struct ndjson_case ndjson_cases[] = {
+	{ ", \"bogus\": 1}", NULL, "line 2: unknown key \"bogus\"" },
+	{ ", \"task_type\": \"u\"}", NULL, "line 2: key \"task_type\" appears twice" },
+	{ NULL, "{\"task_type\": \"t\"}", "line 2: source_repo is missing; it is required" },
+	{ NULL, "[1]", "line 2: is an array; each line must be one JSON object" },
+	{ NULL, "{'task_type': \"x\"}", "line 2: is not valid JSON: single quotes" },
+	{ NULL, "{\"a\": 1} {}", "line 2: is not one JSON value" },
+	{ ", \"max_attempts\": 0}", NULL, "line 2: max_attempts is out of range (1 to 100): 0" },
+	{ ", \"max_attempts\": 2.5}", NULL, "line 2: max_attempts must be a whole number, not a fractional number" },
+	{ ", \"task_id\": \"a b\"}", NULL, "line 2: task_id has byte 0x20" },
+	{ ", \"run_at\": \"+1y\"}", NULL, "line 2: run_at has an unknown unit 'y'" },
+	{ ", \"run_at\": \"soonish\"}", NULL, "line 2: run_at: invalid input syntax for type timestamp" },
+	{ NULL, "{\"task_type\": \"t\", \"source_repo\": \"a\", \"target_repo\": \"c/d\", "
+	    "\"change_event\": {}, \"relationship_config\": {}}",
+	    "line 2: source_repo is not OWNER/REPO" },
+	{ NULL, "{\"task_type\": \"t\", \"source_repo\": \"a/b\", \"target_repo\": \"c/d\", "
+	    "\"change_event\": null, \"relationship_config\": {}}",
+	    "line 2: change_event is null; it is required" },
+};
+
+Test(enqueue, ndjson_every_bad_line_names_itself)
+{
+	PGconn *c = migrated();
+
+	for (size_t i = 0; i < NELEM(ndjson_cases); i++) {
+		const struct ndjson_case *n = &ndjson_cases[i];
+		char text[2048];
+		struct run r;
+
+		if (n->line)
+			snprintf(text, sizeof(text), "%s}\n%s%s\n", good_line,
+			    good_line, n->line);
+		else
+			snprintf(text, sizeof(text), "%s}\n%s\n", good_line, n->raw);
+		agent(&r, text, ARGS("enqueue", "--ndjson", "-"));
+		cr_expect_eq(r.status, 65, "case %zu: %d %s", i, r.status, r.err);
+		cr_expect(strstr(r.err, n->err) != NULL, "case %zu: lacks '%s': %s",
+		    i, n->err, r.err);
+		run_free(&r);
+	}
+	expect_value(c, "SELECT count(*) FROM tasks", "0");
+	PQfinish(c);
+}
+
+Test(enqueue, ndjson_duplicate_id_names_the_line)
+{
+	PGconn *c = migrated();
+	struct run r;
+	char text[2048], *path;
+
+	db_do(c, "INSERT INTO tasks (task_id, skill_name, task_type, source_repo, "
+	    "target_repo, change_event, relationship_config) VALUES "
+	    "('old-1', 's', 't', 'a/b', 'c/d', '{}', '{}')");
+	/* Blank lines 2 and 3 part COPY rows from NDJSON lines. */
+	snprintf(text, sizeof(text), "%s, \"task_id\": \"new-1\"}\n\n\n"
+	    "%s, \"task_id\": \"new-2\"}\n%s, \"task_id\": \"old-1\"}\n",
+	    good_line, good_line, good_line);
+	path = write_temp(text, 0600);
+	agent(&r, NULL, ARGS("enqueue", "--ndjson", path));
+	cr_assert_eq(r.status, 65, "%s", r.err);
+	cr_expect(strstr(r.err, "line 5: task id 'old-1' already exists") != NULL,
+	    "%s", r.err);
+	run_free(&r);
+	unlink(path);
+	free(path);
+
+	/* The same id twice in one file. */
+	snprintf(text, sizeof(text), "%s, \"task_id\": \"n\"}\n%s, "
+	    "\"task_id\": \"n\"}\n", good_line, good_line);
+	agent(&r, text, ARGS("enqueue", "--ndjson", "-"));
+	cr_assert_eq(r.status, 65, "%s", r.err);
+	cr_expect(strstr(r.err, "stdin line 2: task id 'n' already exists") != NULL,
+	    "%s", r.err);
+	run_free(&r);
+	expect_value(c, "SELECT string_agg(task_id, ',') FROM tasks", "old-1");
+	PQfinish(c);
+}
+
+Test(enqueue, ndjson_optional_fields)
+{
+	PGconn *c = migrated();
+	struct run r;
+	char text[2048];
+
+	snprintf(text, sizeof(text), "%s, \"task_id\": \"o1\", \"skill_name\": "
+	    "\"sk\", \"max_attempts\": 9, \"priority\": -3, \"run_at\": \"+1h\"}\r\n"
+	    "%s, \"task_id\": \"o2\", \"run_at\": \"2030-01-02 03:04:05+00\", "
+	    "\"skill_name\": null}", good_line, good_line);
+	agent(&r, text, ARGS("enqueue", "--ndjson", "-"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "queued 2 tasks from stdin") != NULL, "%s", r.out);
+	run_free(&r);
+	expect_value(c, "SELECT string_agg(concat_ws('|', task_id, skill_name, "
+	    "max_attempts, priority, CASE WHEN task_id = 'o1' THEN "
+	    "(run_at - created_at)::text ELSE to_char(run_at AT TIME ZONE 'UTC', "
+	    "'YYYY-MM-DD HH24:MI:SS') END), ' ' ORDER BY task_id) FROM tasks",
+	    "o1|sk|9|-3|01:00:00 o2|trigger_t|3|0|2030-01-02 03:04:05");
+	PQfinish(c);
+}
