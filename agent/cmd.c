@@ -16,6 +16,8 @@ static const struct cmd *const cmds[] = {
 	&cmd_schema,
 	&cmd_config,
 	&cmd_enqueue,
+	&cmd_status,
+	&cmd_list_tasks,
 	&cmd_help,
 	&cmd_version,
 };

@@ -49,7 +49,9 @@ int	cmd_usage_error(const struct cmd *, const char *fmt, ...)
 extern const struct cmd cmd_config;
 extern const struct cmd cmd_enqueue;
 extern const struct cmd cmd_help;
+extern const struct cmd cmd_list_tasks;
 extern const struct cmd cmd_schema;
+extern const struct cmd cmd_status;
 extern const struct cmd cmd_version;
 
 #endif

@@ -583,6 +583,35 @@ queue_print_row(FILE *fp, const PGresult *res, int row)
 		    PQgetvalue(res, row, col));
 }
 
+void
+queue_print_table(FILE *fp, const PGresult *res, const int *cols,
+    const char *const *heads, int n)
+{
+	int	*w, i, row, len;
+
+	w = calloc((size_t)n, sizeof(*w));
+	if (w == NULL)
+		fatal("queue: calloc");
+	for (i = 0; i < n; i++) {
+		w[i] = (int)strlen(heads[i]);
+		for (row = 0; row < PQntuples(res); row++) {
+			len = PQgetlength(res, row, cols[i]);
+			if (len > w[i])
+				w[i] = len;
+		}
+	}
+	for (i = 0; i < n; i++)
+		fprintf(fp, "%-*s%s", i + 1 < n ? w[i] : 0, heads[i],
+		    i + 1 < n ? "  " : "\n");
+	for (row = 0; row < PQntuples(res); row++)
+		for (i = 0; i < n; i++)
+			fprintf(fp, "%-*s%s", i + 1 < n ? w[i] : 0,
+			    PQgetisnull(res, row, cols[i]) ? "-" :
+			    PQgetvalue(res, row, cols[i]),
+			    i + 1 < n ? "  " : "\n");
+	free(w);
+}
+
 int
 queue_bad_option(const struct cmd *c, int ch, char **argv)
 {

@@ -164,6 +164,13 @@ void		 queue_json_print(FILE *, struct json_object *obj);
 void		 queue_print_row(FILE *, const PGresult *, int row);
 
 /*
+ * Print columns cols[0..n-1] of res (borrowed) as a table under heads,
+ * each as wide as its widest value; NULL as "-".
+ */
+void		 queue_print_table(FILE *, const PGresult *, const int *cols,
+		    const char *const *heads, int n);
+
+/*
  * Report a bad option found by getopt_long (ch is ':' or '?') as a usage
  * error of c; returns 64.  c and argv borrowed.
  */

@@ -3,6 +3,7 @@
  * each test on its own freshly migrated database.
  */
 #include <criterion/criterion.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,40 @@ last_line(char *out)
 		out[--n] = '\0';
 	p = strrchr(out, '\n');
 	return p ? p + 1 : out;
+}
+
+/* stdout parsed as JSON; the caller puts it. */
+static struct json_object *
+parse_out(const char *out)
+{
+	struct json_object *o = json_tokener_parse(out);
+
+	cr_assert_not_null(o, "not JSON: %s", out);
+	return o;
+}
+
+/* The object's keys, comma-separated, in order, into buf. */
+static const char *
+keys_of(struct json_object *o, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	json_object_object_foreach(o, k, v) {
+		(void)v;
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "," : "", k);
+		cr_assert(n < len);
+	}
+	return buf;
+}
+
+static const char *
+str_of(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	cr_assert(json_object_object_get_ex(o, key, &v), "no key %s", key);
+	return v ? json_object_get_string(v) : "(null)";
 }
 
 #define ARGS(...)	((const char *[]){ __VA_ARGS__, NULL })
@@ -432,4 +467,171 @@ Test(enqueue, ndjson_optional_fields)
 	    "'YYYY-MM-DD HH24:MI:SS') END), ' ' ORDER BY task_id) FROM tasks",
 	    "o1|sk|9|-3|01:00:00 o2|trigger_t|3|0|2030-01-02 03:04:05");
 	PQfinish(c);
+}
+
+/* Tasks in every state, oldest first: q1, q2 (other type), s1, f1, x1. */
+static void
+seed_tasks(PGconn *c)
+{
+	db_do(c, "INSERT INTO tasks (task_id, skill_name, task_type, status, "
+	    "source_repo, target_repo, change_event, relationship_config, "
+	    "created_at) VALUES "
+	    "('q1', 's', 'consumer_triage', 'queued', 'a/b', 'c/d', '{}', '{}', now() - interval '5 min'),"
+	    "('q2', 's', 'template_triage', 'queued', 'a/b', 'c/d', '{}', '{}', now() - interval '4 min'),"
+	    "('s1', 's', 'consumer_triage', 'queued', 'a/b', 'c/d', '{}', '{}', now() - interval '3 min'),"
+	    "('f1', 's', 'consumer_triage', 'queued', 'a/b', 'c/d', '{}', '{}', now() - interval '2 min'),"
+	    "('x1', 's', 'consumer_triage', 'cancelled', 'a/b', 'c/d', '{}', '{}', now() - interval '1 min')");
+	/* Through the seed's functions, as a worker would. */
+	db_do(c, "UPDATE tasks SET priority = 1 WHERE task_id IN ('s1', 'f1')");
+	db_do(c, "SELECT get_next_task('w1')");
+	db_do(c, "SELECT get_next_task('w1')");
+	db_do(c, "SELECT update_task_status('f1', 'finished', "
+	    "'{\"requires_action\": true, \"big\": 123456789012345678901234567890}'::jsonb)");
+}
+
+Test(status, json_has_exactly_the_listed_keys)
+{
+	PGconn *c = migrated();
+	struct json_object *o, *v;
+	struct run r;
+	char keys[512];
+
+	seed_tasks(c);
+	agent(&r, NULL, ARGS("status", "f1", "--json"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	o = parse_out(r.out);
+	cr_expect_str_eq(keys_of(o, keys, sizeof(keys)), "task_id,status,"
+	    "skill_name,task_type,source_repo,target_repo,created_at,started_at,"
+	    "ended_at,result,error,worker_id,attempt_count,max_attempts,run_at,"
+	    "priority");
+	cr_expect_str_eq(str_of(o, "status"), "finished");
+	cr_expect_str_eq(str_of(o, "worker_id"), "w1");
+	cr_expect_str_eq(str_of(o, "error"), "(null)");
+	json_object_object_get_ex(o, "attempt_count", &v);
+	cr_expect(json_object_is_type(v, json_type_int) && json_object_get_int(v) == 1);
+	json_object_object_get_ex(o, "result", &v);
+	cr_expect(json_object_is_type(v, json_type_object));
+	/* The result's numbers are printed as stored, not rounded. */
+	cr_expect(strstr(r.out, "123456789012345678901234567890") != NULL, "%s", r.out);
+	for (const char *const *k = (const char *const[]){ "created_at",
+	    "started_at", "ended_at", "run_at", NULL }; *k; k++) {
+		const char *t = str_of(o, *k);
+
+		cr_expect(strlen(t) == 20 && t[10] == 'T' && t[19] == 'Z',
+		    "%s is not ISO 8601 UTC: %s", *k, t);
+	}
+	json_object_put(o);
+	run_free(&r);
+
+	agent(&r, NULL, ARGS("status", "q1"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "status:        queued\n") != NULL, "%s", r.out);
+	cr_expect(strstr(r.out, "started_at:    -\n") != NULL, "%s", r.out);
+	run_free(&r);
+	PQfinish(c);
+}
+
+Test(status, unknown_task_is_not_found_69)
+{
+	PGconn *c = migrated();
+	struct json_object *o;
+	struct run r;
+	char keys[128];
+
+	agent(&r, NULL, ARGS("status", "--json", "no-such-task"));
+	cr_assert_eq(r.status, 69, "%s", r.err);
+	o = parse_out(r.out);
+	cr_expect_str_eq(keys_of(o, keys, sizeof(keys)), "task_id,status");
+	cr_expect_str_eq(str_of(o, "task_id"), "no-such-task");
+	cr_expect_str_eq(str_of(o, "status"), "not_found");
+	cr_expect(strstr(r.err, "no task has id 'no-such-task'") != NULL, "%s", r.err);
+	json_object_put(o);
+	run_free(&r);
+	agent(&r, NULL, ARGS("status", "no-such-task"));
+	cr_assert_eq(r.status, 69, "%s", r.err);
+	cr_expect(strstr(r.out, "not_found") != NULL, "%s", r.out);
+	run_free(&r);
+	agent(&r, NULL, ARGS("status"));
+	cr_expect_eq(r.status, 64, "%s", r.err);
+	run_free(&r);
+	agent(&r, NULL, ARGS("status", "a", "b"));
+	cr_expect_eq(r.status, 64, "%s", r.err);
+	run_free(&r);
+	PQfinish(c);
+}
+
+/* The task ids of a JSON array of tasks, comma-separated, into buf. */
+static const char *
+ids_of(const char *out, char *buf, size_t len)
+{
+	struct json_object *a = parse_out(out);
+	size_t n = 0;
+
+	buf[0] = '\0';
+	cr_assert(json_object_is_type(a, json_type_array), "%s", out);
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "," : "",
+		    str_of(json_object_array_get_idx(a, i), "task_id"));
+	json_object_put(a);
+	return buf;
+}
+
+struct list_case {
+	const char	*args[8];
+	const char	*ids;
+};
+
+static const struct list_case list_cases[] = {
+	{ { "list", "--json" }, "x1,f1,s1,q2,q1" },
+	{ { "list", "--json", "--status", "queued" }, "q2,q1" },
+	{ { "list", "--json", "--type", "template_triage" }, "q2" },
+	{ { "list", "--status", "queued", "--type", "consumer_triage", "--json" }, "q1" },
+	{ { "list", "--json", "--limit", "2" }, "x1,f1" },
+	{ { "list", "--json", "--status", "started" }, "s1" },
+	{ { "list", "--json", "--status", "failed" }, "" },
+};
+
+Test(list, filters_newest_first)
+{
+	PGconn *c = migrated();
+	struct run r;
+	char ids[256];
+
+	seed_tasks(c);
+	for (size_t i = 0; i < NELEM(list_cases); i++) {
+		agent(&r, NULL, list_cases[i].args);
+		cr_assert_eq(r.status, 0, "case %zu: %s", i, r.err);
+		cr_expect_str_eq(ids_of(r.out, ids, sizeof(ids)),
+		    list_cases[i].ids, "case %zu", i);
+		run_free(&r);
+	}
+	agent(&r, NULL, ARGS("list"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strncmp(r.out, "TASK_ID", 7) == 0, "%s", r.out);
+	cr_expect(strstr(r.out, "\nx1 ") != NULL, "%s", r.out);
+	run_free(&r);
+	PQfinish(c);
+}
+
+Test(list, bad_options_are_64)
+{
+	static const char *const bad[][4] = {
+		{ "list", "--status", "running" },
+		{ "list", "--limit", "0" },
+		{ "list", "--limit", "ten" },
+		{ "list", "--limit", "10001" },
+		{ "list", "extra" },
+		{ "list", "--bogus" },
+	};
+	struct run r;
+
+	for (size_t i = 0; i < NELEM(bad); i++) {
+		agent(&r, NULL, bad[i]);
+		cr_expect_eq(r.status, 64, "case %zu: %s", i, r.err);
+		run_free(&r);
+	}
+	agent(&r, NULL, ARGS("list", "--status", "running"));
+	cr_expect(strstr(r.err, "--status 'running' is not one of queued, "
+	    "started, finished, failed, cancelled") != NULL, "%s", r.err);
+	run_free(&r);
 }

@@ -393,6 +393,15 @@ static const struct usage_case usage_cases[] = {
 	{ { "enqueue", "--ndjson", "f", "--ndjson", "g" }, EX_USAGE },
 	{ { "enqueue", "--type", "t", "--source", "a/b", "--target", "c/d",
 	    "--change-event", "{}", "--relationship-config", "{}" }, -1 },
+	{ { "status" }, EX_USAGE },
+	{ { "status", "a", "b" }, EX_USAGE },
+	{ { "status", "a", "--yaml" }, EX_USAGE },
+	{ { "status", "a", "--json" }, -1 },
+	{ { "list", "--status", "running" }, EX_USAGE },
+	{ { "list", "--limit", "0" }, EX_USAGE },
+	{ { "list", "--limit" }, EX_USAGE },
+	{ { "list", "x" }, EX_USAGE },
+	{ { "list", "--status", "failed", "--type", "t", "--limit", "5" }, -1 },
 };
 
 Test(queue, usage_errors_exit_64, .init = cr_redirect_stderr)
