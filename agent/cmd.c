@@ -17,6 +17,7 @@ static const struct cmd *const cmds[] = {
 	&cmd_config,
 	&cmd_enqueue,
 	&cmd_status,
+	&cmd_stats,
 	&cmd_list_tasks,
 	&cmd_help,
 	&cmd_version,

@@ -51,6 +51,7 @@ extern const struct cmd cmd_enqueue;
 extern const struct cmd cmd_help;
 extern const struct cmd cmd_list_tasks;
 extern const struct cmd cmd_schema;
+extern const struct cmd cmd_stats;
 extern const struct cmd cmd_status;
 extern const struct cmd cmd_version;
 

@@ -496,28 +496,30 @@ start_load(struct loader *l)
 
 	res = queue_exec(l->conn, "BEGIN", 0, NULL);
 	if (!queue_ok(res))
-		goto fail;
+		goto out;
 	PQclear(res);
 	/* The load takes as long as the input; it is not a runaway query. */
 	res = queue_exec(l->conn, "SET LOCAL statement_timeout = 0", 0, NULL);
 	if (!queue_ok(res))
-		goto fail;
+		goto out;
 	PQclear(res);
 	res = queue_exec(l->conn, "SELECT (extract(epoch FROM now()) * "
 	    "1000000)::bigint", 0, NULL);
 	if (!queue_ok(res))
-		goto fail;
+		goto out;
 	l->base_us = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	res = queue_exec(l->conn, copy_sql, 0, NULL);
 	if (PQresultStatus(res) != PGRES_COPY_IN)
-		goto fail;
+		goto out;
 	l->copying = 1;
 	PQclear(res);
-	return EX_OK;
-fail:
-	rc = queue_fail(l->conn, res, "enqueue: starting the load");
-	PQclear(res);
+	res = NULL;
+out:
+	if (res != NULL) {
+		rc = queue_fail(l->conn, res, "enqueue: starting the load");
+		PQclear(res);
+	}
 	return rc;
 }
 

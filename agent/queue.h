@@ -41,6 +41,17 @@ struct json_object;
 #define QUEUE_TS(col) \
 	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
+/*
+ * SQL: worker row w is live, i.e. not stopped and heard from within the
+ * last QUEUE_LIVE_SECS seconds.
+ */
+#define QUEUE_LIVE_SECS		60
+#define QUEUE_STR(x)		#x
+#define QUEUE_XSTR(x)		QUEUE_STR(x)
+#define QUEUE_LIVE_WORKER(w) \
+	"(" w ".stopped_at IS NULL AND " w ".heartbeat_at > now() - " \
+	"interval '" QUEUE_XSTR(QUEUE_LIVE_SECS) " seconds')"
+
 /* The statuses of tasks_status_check, in lifecycle order; NULL-terminated. */
 extern const char *const queue_statuses[];
 

@@ -231,6 +231,7 @@ queue_json_parse(const char *text, size_t len, char *why, size_t whylen)
 	const char		*bad;
 	char			 at[64];
 	size_t			 i, end;
+	int			 ok = 0;
 
 	for (i = 0; i < len && is_ws((unsigned char)text[i]); i++)
 		;
@@ -254,38 +255,39 @@ queue_json_parse(const char *text, size_t len, char *why, size_t whylen)
 	if (err == json_tokener_continue) {
 		snprintf(why, whylen, "is not valid JSON: it ends before the "
 		    "value is complete");
-		goto fail;
+		goto out;
 	}
 	if (err == json_tokener_error_depth) {
 		snprintf(why, whylen, "is not valid JSON: nested deeper than "
 		    "%d levels at %s", QUEUE_JSON_DEPTH,
 		    where(text, end, at, sizeof(at)));
-		goto fail;
+		goto out;
 	}
 	if (err != json_tokener_success) {
 		snprintf(why, whylen, "is not valid JSON: %s at %s",
 		    json_tokener_error_desc(err),
 		    where(text, end, at, sizeof(at)));
-		goto fail;
+		goto out;
 	}
 	for (i = end; i < len && is_ws((unsigned char)text[i]); i++)
 		;
 	if (i < len) {
 		snprintf(why, whylen, "is not one JSON value: more text "
 		    "follows at %s", where(text, i, at, sizeof(at)));
-		goto fail;
+		goto out;
 	}
 	bad = strict_scan(text, len, &i);
 	if (bad != NULL) {
 		snprintf(why, whylen, "is not valid JSON: %s at %s", bad,
 		    where(text, i, at, sizeof(at)));
-		goto fail;
+		goto out;
 	}
-	goto out;
-fail:
-	json_object_put(obj);
-	obj = NULL;
+	ok = 1;
 out:
+	if (!ok) {
+		json_object_put(obj);
+		obj = NULL;
+	}
 	if (tok != NULL)
 		json_tokener_free(tok);	/* not NULL-tolerant */
 	return obj;
@@ -371,6 +373,15 @@ queue_json_members(const char *t, size_t len, struct queue_member *m,
 	return n;
 }
 
+static void
+too_large(const char *what, int *rc)
+{
+	log_errx("%s: the JSON is larger than the %d byte (1 MiB) limit; "
+	    "keep large payloads out of the task and refer to them instead",
+	    what, QUEUE_JSON_MAX);
+	*rc = EX_DATAERR;
+}
+
 char *
 queue_json_read_arg(const char *arg, const char *what, size_t *lenp, int *rc)
 {
@@ -381,8 +392,10 @@ queue_json_read_arg(const char *arg, const char *what, size_t *lenp, int *rc)
 
 	if (strcmp(arg, "-") != 0 && arg[0] != '@') {
 		len = strlen(arg);
-		if (len > QUEUE_JSON_MAX)
-			goto toolarge;
+		if (len > QUEUE_JSON_MAX) {
+			too_large(what, rc);
+			return NULL;
+		}
 		ret = strdup(arg);
 		if (ret == NULL)
 			fatal("queue: strdup");
@@ -413,18 +426,14 @@ queue_json_read_arg(const char *arg, const char *what, size_t *lenp, int *rc)
 		*rc = EX_NOINPUT;
 		goto out;
 	}
-	if (len > QUEUE_JSON_MAX)
-		goto toolarge;
+	if (len > QUEUE_JSON_MAX) {
+		too_large(what, rc);
+		goto out;
+	}
 	buf[len] = '\0';
 	*lenp = len;
 	ret = buf;
 	buf = NULL;
-	goto out;
-toolarge:
-	log_errx("%s: the JSON is larger than the %d byte (1 MiB) limit; "
-	    "keep large payloads out of the task and refer to them instead",
-	    what, QUEUE_JSON_MAX);
-	*rc = EX_DATAERR;
 out:
 	if (fp != NULL && fp != stdin)
 		fclose(fp);

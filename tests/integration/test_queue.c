@@ -635,3 +635,104 @@ Test(list, bad_options_are_64)
 	    "started, finished, failed, cancelled") != NULL, "%s", r.err);
 	run_free(&r);
 }
+
+static long long
+int_at(struct json_object *o, const char *path)
+{
+	char buf[128], *save = NULL, *k;
+	struct json_object *v = o;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save))
+		cr_assert(json_object_object_get_ex(v, k, &v), "no %s", path);
+	cr_assert(json_object_is_type(v, json_type_int), "%s is not an int", path);
+	return json_object_get_int64(v);
+}
+
+Test(stats, json_keys_counts_and_unserved_types)
+{
+	PGconn *c = migrated();
+	struct json_object *o, *v;
+	struct run r;
+	char keys[512];
+
+	seed_tasks(c);
+	/* Live; stale heartbeat; stopped.  Only w-live serves anything. */
+	db_do(c, "INSERT INTO workers (worker_id, host, pid, version, task_types, "
+	    "concurrency, heartbeat_at, stopped_at) VALUES "
+	    "('w-live', 'vm1', 10, '0.1.0', '{consumer_triage}', 2, now(), NULL),"
+	    "('w-stale', 'vm1', 11, '0.1.0', '{template_triage}', 1, now() - interval '2 min', NULL),"
+	    "('w-stopped', 'vm1', 12, '0.1.0', '{template_triage}', 1, now(), now())");
+	agent(&r, NULL, ARGS("stats", "--json"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	o = parse_out(r.out);
+	cr_expect_str_eq(keys_of(o, keys, sizeof(keys)), "backend,status_counts,"
+	    "type_counts,avg_duration_seconds,queued,processing,completed,failed,"
+	    "cancelled,oldest_queued_age_seconds,per_type,unserved_types,workers");
+	cr_expect_str_eq(str_of(o, "backend"), "postgresql");
+	json_object_object_get_ex(o, "status_counts", &v);
+	cr_expect_str_eq(keys_of(v, keys, sizeof(keys)),
+	    "queued,started,finished,failed,cancelled");
+	cr_expect_eq(int_at(o, "status_counts.queued"), 2);
+	cr_expect_eq(int_at(o, "status_counts.started"), 1);
+	cr_expect_eq(int_at(o, "queued"), 2);
+	cr_expect_eq(int_at(o, "processing"), 1);
+	cr_expect_eq(int_at(o, "completed"), 1);
+	cr_expect_eq(int_at(o, "failed"), 0);
+	cr_expect_eq(int_at(o, "cancelled"), 1);
+	cr_expect_eq(int_at(o, "type_counts.consumer_triage"), 4);
+	cr_expect_eq(int_at(o, "type_counts.template_triage"), 1);
+	cr_expect_geq(int_at(o, "oldest_queued_age_seconds"), 299);
+	json_object_object_get_ex(o, "avg_duration_seconds", &v);
+	cr_expect(json_object_is_type(v, json_type_double), "%s", r.out);
+	json_object_object_get_ex(o, "per_type", &v);
+	json_object_object_get_ex(v, "consumer_triage", &v);
+	cr_expect_str_eq(keys_of(v, keys, sizeof(keys)), "queued,started,"
+	    "finished,failed,cancelled,served_by_live_workers");
+	cr_expect_eq(int_at(o, "per_type.consumer_triage.started"), 1);
+	cr_expect_str_eq(str_of(v, "served_by_live_workers"), "true");
+	json_object_object_get_ex(o, "per_type", &v);
+	json_object_object_get_ex(v, "template_triage", &v);
+	cr_expect_str_eq(str_of(v, "served_by_live_workers"), "false");
+	json_object_object_get_ex(o, "unserved_types", &v);
+	cr_expect_str_eq(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN),
+	    "[\"template_triage\"]");
+	json_object_object_get_ex(o, "workers", &v);
+	cr_assert_eq(json_object_array_length(v), 1, "%s", r.out);
+	v = json_object_array_get_idx(v, 0);
+	cr_expect_str_eq(keys_of(v, keys, sizeof(keys)), "worker_id,host,pid,"
+	    "version,task_types,concurrency,started_at,heartbeat_at");
+	cr_expect_str_eq(str_of(v, "worker_id"), "w-live");
+	json_object_put(o);
+	run_free(&r);
+
+	agent(&r, NULL, ARGS("stats"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "unserved: template_triage") != NULL, "%s", r.out);
+	cr_expect(strstr(r.out, "w-live") != NULL && strstr(r.out, "w-stale") == NULL,
+	    "%s", r.out);
+	run_free(&r);
+	PQfinish(c);
+}
+
+Test(stats, empty_queue_has_nulls)
+{
+	PGconn *c = migrated();
+	struct json_object *o, *v;
+	struct run r;
+
+	agent(&r, NULL, ARGS("stats", "--json"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	o = parse_out(r.out);
+	cr_expect(json_object_object_get_ex(o, "avg_duration_seconds", &v) && v == NULL);
+	cr_expect(json_object_object_get_ex(o, "oldest_queued_age_seconds", &v) && v == NULL);
+	cr_expect_eq(int_at(o, "status_counts.queued"), 0);
+	json_object_object_get_ex(o, "unserved_types", &v);
+	cr_expect_eq(json_object_array_length(v), 0);
+	json_object_put(o);
+	run_free(&r);
+	agent(&r, NULL, ARGS("stats", "extra"));
+	cr_expect_eq(r.status, 64, "%s", r.err);
+	run_free(&r);
+	PQfinish(c);
+}

@@ -402,6 +402,9 @@ static const struct usage_case usage_cases[] = {
 	{ { "list", "--limit" }, EX_USAGE },
 	{ { "list", "x" }, EX_USAGE },
 	{ { "list", "--status", "failed", "--type", "t", "--limit", "5" }, -1 },
+	{ { "stats", "x" }, EX_USAGE },
+	{ { "stats", "--yaml" }, EX_USAGE },
+	{ { "stats", "--json" }, -1 },
 };
 
 Test(queue, usage_errors_exit_64, .init = cr_redirect_stderr)
