@@ -19,6 +19,8 @@ static const struct cmd *const cmds[] = {
 	&cmd_status,
 	&cmd_stats,
 	&cmd_list_tasks,
+	&cmd_cancel,
+	&cmd_retry,
 	&cmd_help,
 	&cmd_version,
 };

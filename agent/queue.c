@@ -515,6 +515,58 @@ queue_rollback(PGconn *conn)
 	PQclear(res);
 }
 
+int
+queue_lock_task(PGconn *conn, const char *id, const char *cmd,
+    PGresult **row)
+{
+	PGresult	*res;
+	char		 what[64];
+	int		 rc = EX_OK;
+
+	*row = NULL;
+	snprintf(what, sizeof(what), "%s: reading the task", cmd);
+	res = queue_exec(conn, "BEGIN", 0, NULL);
+	if (!queue_ok(res))
+		goto out;
+	PQclear(res);
+	res = queue_exec(conn, "SELECT status, worker_id, attempt_count, "
+	    "max_attempts, lease_expires_at IS NOT NULL AS leased "
+	    "FROM tasks WHERE task_id = $1 FOR UPDATE", 1, &id);
+	if (!queue_ok(res))
+		goto out;
+	if (PQntuples(res) == 0) {
+		log_errx("%s: no task has id '%s'; 'orchestrator-agent list' "
+		    "shows recent tasks", cmd, id);
+		PQclear(res);
+		res = NULL;
+		rc = EX_UNAVAILABLE;
+		goto out;
+	}
+	*row = res;
+	res = NULL;
+out:
+	if (res != NULL) {
+		rc = queue_fail(conn, res, what);
+		PQclear(res);
+	}
+	if (rc != EX_OK)
+		queue_rollback(conn);
+	return rc;
+}
+
+int
+queue_commit(PGconn *conn, const char *what)
+{
+	PGresult	*res;
+	int		 rc = EX_OK;
+
+	res = queue_exec(conn, "COMMIT", 0, NULL);
+	if (!queue_ok(res))
+		rc = queue_fail(conn, res, what);
+	PQclear(res);
+	return rc;
+}
+
 struct json_object *
 queue_json_value(const PGresult *res, int row, int col)
 {

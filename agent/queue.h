@@ -158,6 +158,19 @@ int		 queue_fail(PGconn *, const PGresult *res, const char *what);
 void		 queue_rollback(PGconn *);
 
 /*
+ * Begin a transaction and lock the row of task id (borrowed).  Returns 0
+ * with *row, owned by the caller, holding its status, worker_id,
+ * attempt_count, max_attempts and leased (lease_expires_at set); or 69
+ * after logging that no task has the id, or an exit code as queue_fail;
+ * on failure the transaction is rolled back.  cmd prefixes messages.
+ */
+int		 queue_lock_task(PGconn *, const char *id, const char *cmd,
+		    PGresult **row);
+
+/* Commit; on failure logs "what: ..." and returns queue_fail's code. */
+int		 queue_commit(PGconn *, const char *what);
+
+/*
  * A JSON value built from column col of row (borrowed res): integers,
  * booleans and numerics as numbers, json/jsonb verbatim (so nothing is
  * rounded), SQL NULL as null, anything else as a string.  The caller owns

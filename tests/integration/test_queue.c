@@ -736,3 +736,158 @@ Test(stats, empty_queue_has_nulls)
 	run_free(&r);
 	PQfinish(c);
 }
+
+Test(cancel, queued_task_is_cancelled)
+{
+	PGconn *c = migrated();
+	struct run r;
+
+	seed_tasks(c);
+	agent(&r, NULL, ARGS("cancel", "q1"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "task q1 cancelled") != NULL, "%s", r.out);
+	run_free(&r);
+	expect_value(c, "SELECT concat_ws('|', status, ended_at IS NOT NULL, error, "
+	    "cancel_requested) FROM tasks WHERE task_id = 'q1'",
+	    "cancelled|t|cancelled by operator|f");
+	expect_value(c, "SELECT string_agg(status || ':' || error, ',') FROM "
+	    "task_history WHERE task_id = 'q1'", "cancelled:cancelled by operator");
+	PQfinish(c);
+}
+
+Test(cancel, started_task_is_flagged_and_its_worker_signalled)
+{
+	PGconn *c = migrated(), *l;
+	PGnotify *n = NULL;
+	struct run r;
+	char *db = strchr(dbvar, '=') + 1;
+
+	seed_tasks(c);
+	l = db_open(db);
+	db_do(l, "LISTEN orchestrator_cancel");
+	agent(&r, NULL, ARGS("cancel", "s1"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "running on worker w1; the worker was signalled")
+	    != NULL, "%s", r.out);
+	run_free(&r);
+	/* The worker records the end; the row stays started until then. */
+	expect_value(c, "SELECT status || '|' || cancel_requested FROM tasks "
+	    "WHERE task_id = 's1'", "started|true");
+	expect_value(c, "SELECT count(*) FROM task_history WHERE task_id = 's1' "
+	    "AND status = 'cancelled'", "0");
+	for (int i = 0; i < 50 && n == NULL; i++) {
+		cr_assert_eq(PQconsumeInput(l), 1);
+		n = PQnotifies(l);
+		if (n == NULL)
+			usleep(20000);
+	}
+	cr_assert_not_null(n, "no NOTIFY orchestrator_cancel");
+	cr_expect_str_eq(n->extra, "s1");
+	PQfreemem(n);
+	PQfinish(l);
+	PQfinish(c);
+}
+
+Test(cancel, ended_unknown_and_usage)
+{
+	static const struct {
+		const char	*id;
+		int		 status;
+		const char	*err;
+	} cases[] = {
+		{ "f1", 65, "task f1 is already finished; nothing to cancel" },
+		{ "x1", 65, "task x1 is already cancelled; nothing to cancel" },
+		{ "nope", 69, "no task has id 'nope'" },
+	};
+	PGconn *c = migrated();
+	struct run r;
+
+	seed_tasks(c);
+	db_do(c, "UPDATE tasks SET status = 'failed' WHERE task_id = 'q2'");
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		agent(&r, NULL, ARGS("cancel", cases[i].id));
+		cr_expect_eq(r.status, cases[i].status, "case %zu: %s", i, r.err);
+		cr_expect(strstr(r.err, cases[i].err) != NULL, "case %zu: %s", i, r.err);
+		run_free(&r);
+	}
+	agent(&r, NULL, ARGS("cancel", "q2"));
+	cr_expect_eq(r.status, 65, "%s", r.err);
+	cr_expect(strstr(r.err, "is already failed") != NULL, "%s", r.err);
+	run_free(&r);
+	agent(&r, NULL, ARGS("cancel"));
+	cr_expect_eq(r.status, 64, "%s", r.err);
+	run_free(&r);
+	agent(&r, NULL, ARGS("cancel", "a", "b"));
+	cr_expect_eq(r.status, 64, "%s", r.err);
+	run_free(&r);
+	expect_value(c, "SELECT string_agg(task_id || ':' || status, ',' ORDER BY "
+	    "task_id) FROM tasks", "f1:finished,q1:queued,q2:failed,s1:started,"
+	    "x1:cancelled");
+	PQfinish(c);
+}
+
+Test(retry, failed_and_cancelled_tasks_are_queued_afresh)
+{
+	PGconn *c = migrated();
+	struct run r;
+
+	seed_tasks(c);
+	db_do(c, "UPDATE tasks SET status = 'failed', attempt_count = 3, "
+	    "error = 'boom', result = '{\"partial\": 1}', worker_id = 'w9', "
+	    "ended_at = now(), run_at = now() - interval '1 day', "
+	    "lease_expires_at = now(), cancel_requested = true "
+	    "WHERE task_id = 'q2'");
+	agent(&r, NULL, ARGS("retry", "q2"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "task q2 queued again (was failed; attempts "
+	    "reset to 0 of 3)") != NULL, "%s", r.out);
+	run_free(&r);
+	expect_value(c, "SELECT concat_ws('|', status, attempt_count, "
+	    "run_at > now() - interval '1 minute', error IS NULL, result IS NULL, "
+	    "ended_at IS NULL, worker_id IS NULL, lease_expires_at IS NULL, "
+	    "cancel_requested) FROM tasks WHERE task_id = 'q2'",
+	    "queued|0|t|t|t|t|t|t|f");
+	expect_value(c, "SELECT status || ':' || error FROM task_history WHERE "
+	    "task_id = 'q2'", "queued:retried by operator");
+	/* And the seed's get_next_task() can claim it again. */
+	db_do(c, "UPDATE tasks SET status = 'cancelled' WHERE task_id = 'q1'");
+	expect_value(c, "SELECT string_agg(task_id, ',') FROM "
+	    "get_next_task('w2')", "q2");
+
+	agent(&r, NULL, ARGS("retry", "x1"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	run_free(&r);
+	expect_value(c, "SELECT status FROM tasks WHERE task_id = 'x1'", "queued");
+	PQfinish(c);
+}
+
+Test(retry, other_states_are_65)
+{
+	static const struct {
+		const char	*id;
+		int		 status;
+		const char	*err;
+	} cases[] = {
+		{ "q1", 65, "task q1 is already queued" },
+		{ "s1", 65, "task s1 is running on worker w1; wait for it to end, "
+		    "or cancel it first" },
+		{ "f1", 65, "task f1 finished successfully; to run it again, "
+		    "enqueue a new task" },
+		{ "nope", 69, "no task has id 'nope'" },
+	};
+	PGconn *c = migrated();
+	struct run r;
+
+	seed_tasks(c);
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		agent(&r, NULL, ARGS("retry", cases[i].id));
+		cr_expect_eq(r.status, cases[i].status, "case %zu: %s", i, r.err);
+		cr_expect(strstr(r.err, cases[i].err) != NULL, "case %zu: %s", i, r.err);
+		run_free(&r);
+	}
+	agent(&r, NULL, ARGS("retry", "--all"));
+	cr_expect_eq(r.status, 64, "%s", r.err);
+	run_free(&r);
+	expect_value(c, "SELECT count(*) FROM task_history WHERE status = 'queued'", "0");
+	PQfinish(c);
+}

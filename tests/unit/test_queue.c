@@ -405,6 +405,13 @@ static const struct usage_case usage_cases[] = {
 	{ { "stats", "x" }, EX_USAGE },
 	{ { "stats", "--yaml" }, EX_USAGE },
 	{ { "stats", "--json" }, -1 },
+	{ { "cancel" }, EX_USAGE },
+	{ { "cancel", "a", "b" }, EX_USAGE },
+	{ { "cancel", "--force", "a" }, EX_USAGE },
+	{ { "cancel", "--", "-odd-id" }, -1 },
+	{ { "retry" }, EX_USAGE },
+	{ { "retry", "a", "b" }, EX_USAGE },
+	{ { "retry", "a" }, -1 },
 };
 
 Test(queue, usage_errors_exit_64, .init = cr_redirect_stderr)
