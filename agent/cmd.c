@@ -21,6 +21,7 @@ static const struct cmd *const cmds[] = {
 	&cmd_list_tasks,
 	&cmd_cancel,
 	&cmd_retry,
+	&cmd_reset_stuck,
 	&cmd_help,
 	&cmd_version,
 };
@@ -94,7 +95,7 @@ cmd_list(FILE *fp)
 	    "  -q        errors only\n\ncommands:\n", CFG_ENV_PATH,
 	    CFG_DEFAULT_PATH);
 	for (i = 0; i < NCMDS; i++)
-		fprintf(fp, "  %-10s %s\n", cmds[i]->name, cmds[i]->summary);
+		fprintf(fp, "  %-12s %s\n", cmds[i]->name, cmds[i]->summary);
 	fprintf(fp, "\n'orchestrator-agent help COMMAND' describes a command."
 	    "\n\n%s", exit_codes);
 }

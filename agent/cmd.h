@@ -51,6 +51,7 @@ extern const struct cmd cmd_config;
 extern const struct cmd cmd_enqueue;
 extern const struct cmd cmd_help;
 extern const struct cmd cmd_list_tasks;
+extern const struct cmd cmd_reset_stuck;
 extern const struct cmd cmd_retry;
 extern const struct cmd cmd_schema;
 extern const struct cmd cmd_stats;

@@ -891,3 +891,102 @@ Test(retry, other_states_are_65)
 	expect_value(c, "SELECT count(*) FROM task_history WHERE status = 'queued'", "0");
 	PQfinish(c);
 }
+
+/*
+ * Running tasks in every situation reset_stuck_tasks() distinguishes:
+ * expired lease with attempts left, expired lease out of attempts, fresh
+ * lease, leaseless started 20 minutes ago, and queued out of attempts.
+ */
+static void
+seed_stuck(PGconn *c)
+{
+	db_do(c, "INSERT INTO tasks (task_id, skill_name, task_type, status, "
+	    "source_repo, target_repo, change_event, relationship_config, "
+	    "worker_id, started_at, attempt_count, max_attempts, lease_expires_at) VALUES "
+	    "('expired', 's', 't', 'started', 'a/b', 'c/d', '{}', '{}', 'w1', now() - interval '3 min', 1, 3, now() - interval '1 min'),"
+	    "('spent', 's', 't', 'started', 'a/b', 'c/d', '{}', '{}', 'w1', now() - interval '3 min', 3, 3, now() - interval '1 min'),"
+	    "('fresh', 's', 't', 'started', 'a/b', 'c/d', '{}', '{}', 'w2', now() - interval '3 min', 3, 3, now() + interval '5 min'),"
+	    "('leaseless', 's', 't', 'started', 'a/b', 'c/d', '{}', '{}', 'old-client', now() - interval '20 min', 1, 3, NULL),"
+	    "('queued-spent', 's', 't', 'queued', 'a/b', 'c/d', '{}', '{}', NULL, NULL, 3, 3, NULL)");
+}
+
+static const char stuck_state_sql[] = "SELECT string_agg(task_id || ':' || "
+    "status, ',' ORDER BY task_id) FROM tasks";
+static const char stuck_before[] = "expired:started,fresh:started,"
+    "leaseless:started,queued-spent:queued,spent:started";
+
+Test(reset_stuck, dry_run_changes_nothing)
+{
+	PGconn *c = migrated();
+	struct run r;
+
+	seed_stuck(c);
+	agent(&r, NULL, ARGS("reset-stuck", "--dry-run"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "requeue  expired ") != NULL, "%s", r.out);
+	cr_expect(strstr(r.out, "fail     spent ") != NULL, "%s", r.out);
+	cr_expect(strstr(r.out, "fresh") == NULL, "%s", r.out);
+	cr_expect(strstr(r.out, "dry run: would have 2 requeued, 2 failed; "
+	    "nothing was changed") != NULL, "%s", r.out);
+	run_free(&r);
+	expect_value(c, stuck_state_sql, stuck_before);
+	expect_value(c, "SELECT count(*) FROM task_history", "0");
+	PQfinish(c);
+}
+
+Test(reset_stuck, requeues_fails_and_never_touches_a_fresh_lease)
+{
+	PGconn *c = migrated();
+	struct run r;
+
+	seed_stuck(c);
+	/* Leaseless tasks wait for --older-than; 20 minutes is not 1 hour. */
+	agent(&r, NULL, ARGS("reset-stuck", "--older-than", "1h"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "leaseless") == NULL, "%s", r.out);
+	cr_expect(strstr(r.out, "reset-stuck: 1 requeued, 2 failed") != NULL,
+	    "%s", r.out);
+	cr_expect(strstr(r.out, "w1") != NULL, "%s", r.out);
+	run_free(&r);
+	expect_value(c, stuck_state_sql, "expired:queued,fresh:started,"
+	    "leaseless:started,queued-spent:failed,spent:failed");
+	expect_value(c, "SELECT concat_ws('|', attempt_count, lease_expires_at IS NULL, "
+	    "run_at > now() - interval '1 minute') FROM tasks WHERE task_id = 'expired'",
+	    "1|t|t");
+	expect_value(c, "SELECT error LIKE 'abandoned by worker w1%' FROM tasks "
+	    "WHERE task_id = 'spent'", "t");
+	expect_value(c, "SELECT status FROM task_history WHERE task_id = 'expired'",
+	    "rescued");
+
+	/* The default, 10m, takes the leaseless one; the fresh lease stays. */
+	agent(&r, NULL, ARGS("reset-stuck"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "requeue  leaseless  old-client") != NULL, "%s", r.out);
+	run_free(&r);
+	expect_value(c, stuck_state_sql, "expired:queued,fresh:started,"
+	    "leaseless:queued,queued-spent:failed,spent:failed");
+
+	agent(&r, NULL, ARGS("reset-stuck"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "reset-stuck: nothing to do") != NULL, "%s", r.out);
+	run_free(&r);
+	expect_value(c, "SELECT status || ':' || (lease_expires_at > now()) FROM "
+	    "tasks WHERE task_id = 'fresh'", "started:true");
+	PQfinish(c);
+}
+
+Test(reset_stuck, bad_durations_are_64)
+{
+	static const char *const bad[] = { "10", "5x", "", "0s", "-1m", "3651d" };
+	struct run r;
+
+	for (size_t i = 0; i < NELEM(bad); i++) {
+		agent(&r, NULL, ARGS("reset-stuck", "--older-than", bad[i]));
+		cr_expect_eq(r.status, 64, "case %zu '%s': %s", i, bad[i], r.err);
+		cr_expect(strstr(r.err, "--older-than") != NULL, "%s", r.err);
+		run_free(&r);
+	}
+	agent(&r, NULL, ARGS("reset-stuck", "--now"));
+	cr_expect_eq(r.status, 64, "%s", r.err);
+	run_free(&r);
+}

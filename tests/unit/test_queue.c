@@ -412,6 +412,10 @@ static const struct usage_case usage_cases[] = {
 	{ { "retry" }, EX_USAGE },
 	{ { "retry", "a", "b" }, EX_USAGE },
 	{ { "retry", "a" }, -1 },
+	{ { "reset-stuck", "--older-than", "10" }, EX_USAGE },
+	{ { "reset-stuck", "--older-than", "0m" }, EX_USAGE },
+	{ { "reset-stuck", "x" }, EX_USAGE },
+	{ { "reset-stuck", "--older-than", "1h30m", "--dry-run" }, -1 },
 };
 
 Test(queue, usage_errors_exit_64, .init = cr_redirect_stderr)
