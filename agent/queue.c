@@ -94,6 +94,7 @@ name_char(int c)
 	    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
 }
 
+/* Describe byte i of s (borrowed) into the caller's why. */
 static void
 bad_char(const char *s, size_t i, const char *allowed, char *why,
     size_t whylen)
@@ -108,6 +109,7 @@ bad_char(const char *s, size_t i, const char *allowed, char *why,
 		    c, i + 1, allowed);
 }
 
+/* OWNER/REPO check of len bytes at s (borrowed); as queue_check_text. */
 static int
 check_repo(const char *s, size_t len, char *why, size_t whylen)
 {
@@ -198,6 +200,13 @@ queue_check_text(enum queue_field f, const char *s, size_t len, char *why,
 		}
 	}
 	return 0;
+}
+
+void
+queue_int_range(enum queue_field f, long long *min, long long *max)
+{
+	*min = f == QF_PRIORITY ? QUEUE_PRIORITY_MIN : 1;
+	*max = f == QF_PRIORITY ? QUEUE_PRIORITY_MAX : QUEUE_ATTEMPTS_MAX;
 }
 
 /*
@@ -428,7 +437,7 @@ queue_ok(const PGresult *res)
 	    PQresultStatus(res) == PGRES_TUPLES_OK);
 }
 
-/* The first line of a libpq message, into buf. */
+/* The first line of a libpq message (borrowed), into buf (returned). */
 static const char *
 first_line(const char *msg, char *buf, size_t len)
 {

@@ -89,6 +89,10 @@ int		 queue_field_by_key(const char *key, size_t len);
 int		 queue_check_text(enum queue_field, const char *s, size_t len,
 		    char *why, size_t whylen);
 
+/* The bounds of the integer fields max_attempts and priority. */
+void		 queue_int_range(enum queue_field, long long *min,
+		    long long *max);
+
 /*
  * The skill_name a task gets when none is given, as the seed's client
  * chose it: trigger_consumer_triage, trigger_template_triage, else

@@ -31,7 +31,7 @@ is_digit(int c)
 	return c >= '0' && c <= '9';
 }
 
-/* "column C" or "line L, column C" of byte off, into buf. */
+/* "column C" or "line L, column C" of byte off of text, into buf. */
 static const char *
 where(const char *text, size_t off, char *buf, size_t len)
 {
@@ -51,6 +51,7 @@ where(const char *text, size_t off, char *buf, size_t len)
 	return buf;
 }
 
+/* Four hex digits at s (n bytes available) into *out; 0 or -1. */
 static int
 hex4(const char *s, size_t n, unsigned *out)
 {
@@ -76,7 +77,10 @@ hex4(const char *s, size_t n, unsigned *out)
 	return 0;
 }
 
-/* The string starting at t[*ip] == '"'; on success *ip is past it. */
+/*
+ * Check the string at t[*ip] == '"' (t borrowed).  Returns NULL with *ip
+ * past it, or why (static) with *ip at the offending byte.
+ */
 static const char *
 scan_string(const char *t, size_t len, size_t *ip)
 {
@@ -128,7 +132,11 @@ scan_string(const char *t, size_t len, size_t *ip)
 	return NULL;
 }
 
-/* A number as JSON's grammar has it: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)? */
+/*
+ * Check the number at t[*ip] against JSON's grammar,
+ * -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?  Returns NULL with *ip past it,
+ * or why (static).
+ */
 static const char *
 scan_number(const char *t, size_t len, size_t *ip)
 {
@@ -439,6 +447,27 @@ out:
 		fclose(fp);
 	free(buf);
 	return ret;
+}
+
+const char *
+queue_json_kind(struct json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_object:
+		return "an object";
+	case json_type_array:
+		return "an array";
+	case json_type_string:
+		return "a string";
+	case json_type_int:
+		return "a whole number";
+	case json_type_double:
+		return "a fractional number";
+	case json_type_boolean:
+		return "a boolean";
+	default:
+		return "null";
+	}
 }
 
 struct json_object *

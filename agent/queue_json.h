@@ -47,6 +47,9 @@ int		 queue_json_members(const char *text, size_t len,
 char		*queue_json_read_arg(const char *arg, const char *what,
 		    size_t *lenp, int *rc);
 
+/* What v (borrowed) is, for "must be X, not Y": "an array"; static. */
+const char	*queue_json_kind(struct json_object *v);
+
 /* A value that prints as text (copied) verbatim; the caller owns it. */
 struct json_object *queue_json_raw(const char *text);
 

@@ -413,6 +413,38 @@ Test(enqueue, ndjson_every_bad_line_names_itself)
 	PQfinish(c);
 }
 
+Test(enqueue, ndjson_size_limits)
+{
+	PGconn *c = migrated();
+	size_t big = 1024 * 1024 + 10, n;
+	char *text = malloc(4 * 1024 * 1024);
+	struct run r;
+
+	/* A change_event one over 1 MiB, on line 2. */
+	n = (size_t)sprintf(text, "%s}\n{\"task_type\": \"t\", \"source_repo\": "
+	    "\"a/b\", \"target_repo\": \"c/d\", \"relationship_config\": {}, "
+	    "\"change_event\": {\"a\": \"", good_line);
+	memset(text + n, 'x', big);
+	strcpy(text + n + big, "\"}}\n");
+	agent(&r, text, ARGS("enqueue", "--ndjson", "-"));
+	cr_expect_eq(r.status, 65, "%s", r.err);
+	cr_expect(strstr(r.err, "stdin line 2: change_event is 1048595 bytes; the "
+	    "limit is 1048576 (1 MiB)") != NULL, "%s", r.err);
+	run_free(&r);
+
+	/* A line over 3 MiB is refused without being read whole. */
+	memset(text, ' ', 3 * 1024 * 1024 + 100);
+	strcpy(text + 3 * 1024 * 1024 + 100, "{}\n");
+	agent(&r, text, ARGS("enqueue", "--ndjson", "-"));
+	cr_expect_eq(r.status, 65, "%s", r.err);
+	cr_expect(strstr(r.err, "stdin line 1 is longer than 3145728 bytes") != NULL,
+	    "%s", r.err);
+	run_free(&r);
+	expect_value(c, "SELECT count(*) FROM tasks", "0");
+	free(text);
+	PQfinish(c);
+}
+
 Test(enqueue, ndjson_duplicate_id_names_the_line)
 {
 	PGconn *c = migrated();
