@@ -217,7 +217,7 @@ enqueue_one(struct agent *a, const struct opts *o)
 	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	if (state == NULL)
 		state = "";
-	if (strcmp(state, "23505") == 0) {
+	if (strcmp(state, "23505") == 0 && p[0] != NULL) {
 		log_errx("enqueue: task id '%s' already exists; choose another "
 		    "--id, or leave it out to get a generated one", p[0]);
 		rc = EX_DATAERR;
@@ -227,7 +227,8 @@ enqueue_one(struct agent *a, const struct opts *o)
 		log_errx("enqueue: --run-at: PostgreSQL cannot read '%s' as a "
 		    "time: %s; use ISO 8601 such as 2026-11-28T09:00:00Z, or "
 		    "+30s, +5m, +2h", p[9], PQresultErrorField(res,
-		    PG_DIAG_MESSAGE_PRIMARY));
+		    PG_DIAG_MESSAGE_PRIMARY) ? PQresultErrorField(res,
+		    PG_DIAG_MESSAGE_PRIMARY) : "invalid value");
 		rc = EX_DATAERR;
 	} else
 		rc = queue_fail(conn, res, "enqueue: inserting the task");
