@@ -49,7 +49,7 @@ RESTART_SRCS	:= $(wildcard tests/restart/*.c)
 TEST_CFLAGS	= $(ALL_CFLAGS) -Itests $(shell pkg-config --cflags criterion 2>/dev/null)
 TEST_LIBS	= $(shell pkg-config --libs criterion 2>/dev/null) $(PKG_LIBS)
 
-.PHONY: all check check-run demo demo-run install uninstall deps deps-quiet clean
+.PHONY: FORCE all check check-run demo demo-run install uninstall deps deps-quiet clean
 
 all: $(BIN)
 
@@ -59,7 +59,11 @@ $(BUILD)/.dir:
 $(BUILD)/%.o: agent/%.c agent/*.h | $(BUILD)/.dir
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/migrations_gen.c: agent/embed-sql.sh $(MIGRATIONS) | $(BUILD)/.dir
+# The list itself is a prerequisite, so a removed migration rebuilds too.
+$(BUILD)/migrations.list: FORCE | $(BUILD)/.dir
+	@echo '$(MIGRATIONS)' | cmp -s - $@ || echo '$(MIGRATIONS)' > $@
+
+$(BUILD)/migrations_gen.c: agent/embed-sql.sh $(MIGRATIONS) $(BUILD)/migrations.list | $(BUILD)/.dir
 	agent/embed-sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/migrations_gen.o: $(BUILD)/migrations_gen.c agent/migrate.h

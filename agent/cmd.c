@@ -16,6 +16,13 @@ static const struct cmd *const cmds[] = {
 	&cmd_schema,
 	&cmd_worker,
 	&cmd_config,
+	&cmd_enqueue,
+	&cmd_status,
+	&cmd_stats,
+	&cmd_list_tasks,
+	&cmd_cancel,
+	&cmd_retry,
+	&cmd_reset_stuck,
 	&cmd_help,
 	&cmd_version,
 };
@@ -26,6 +33,7 @@ static const char exit_codes[] =
     "  0   success\n"
     "  64  usage error (bad command line)\n"
     "  65  bad data (invalid input, schema drift)\n"
+    "  66  an input file cannot be read\n"
     "  69  service unavailable (database unreachable, unknown task)\n"
     "  70  internal error\n"
     "  74  output could not be written\n"
@@ -88,7 +96,7 @@ cmd_list(FILE *fp)
 	    "  -q        errors only\n\ncommands:\n", CFG_ENV_PATH,
 	    CFG_DEFAULT_PATH);
 	for (i = 0; i < NCMDS; i++)
-		fprintf(fp, "  %-10s %s\n", cmds[i]->name, cmds[i]->summary);
+		fprintf(fp, "  %-12s %s\n", cmds[i]->name, cmds[i]->summary);
 	fprintf(fp, "\n'orchestrator-agent help COMMAND' describes a command."
 	    "\n\n%s", exit_codes);
 }

@@ -46,9 +46,16 @@ void	cmd_list(FILE *);
 int	cmd_usage_error(const struct cmd *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 
+extern const struct cmd cmd_cancel;
 extern const struct cmd cmd_config;
+extern const struct cmd cmd_enqueue;
 extern const struct cmd cmd_help;
+extern const struct cmd cmd_list_tasks;
+extern const struct cmd cmd_reset_stuck;
+extern const struct cmd cmd_retry;
 extern const struct cmd cmd_schema;
+extern const struct cmd cmd_stats;
+extern const struct cmd cmd_status;
 extern const struct cmd cmd_version;
 extern const struct cmd cmd_worker;
 
