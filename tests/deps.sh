@@ -9,6 +9,7 @@ pkgs=(
 	libcurl4-openssl-dev libsystemd-dev
 	libcriterion-dev
 	postgresql-15 postgresql-client-15
+	python3 python3-crcmod python3-cryptography
 )
 
 missing=()
