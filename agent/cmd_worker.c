@@ -64,7 +64,8 @@ const struct cmd cmd_worker = {
 	"run the queue worker",
 	"Claim and run tasks of the types that have a [handler.TYPE] section "
 	"(narrowed by --types), up to --concurrency at a time (default "
-	"[worker] concurrency), using one database connection.  Tasks are "
+	"[worker] concurrency), using two database connections (claims and "
+	"results) whatever the concurrency.  Tasks are "
 	"claimed in batches with FOR UPDATE SKIP LOCKED and woken by "
 	"LISTEN/NOTIFY (poll_interval_ms as a fallback); a claimed task "
 	"carries a lease that is extended while its handler runs.  Failures "

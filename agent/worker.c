@@ -1,7 +1,7 @@
 /*
- * worker.c - the queue worker: one thread, one database connection, one
- * poll loop for the connection (LISTEN), signals (signalfd), handler
- * pipes and HTTP transfers (curl multi).
+ * worker.c - the queue worker: one thread, two database connections (one
+ * claims, one records results), one poll loop for them, signals
+ * (signalfd), handler pipes and HTTP transfers (curl multi).
  *
  * Each turn of the loop records finished tasks in one statement, extends
  * leases, claims a batch, starts what fits, then sleeps until something
@@ -48,12 +48,14 @@ struct worker {
 	int			 grace_s, listen, unleased_s;
 	long			 retry_base, retry_cap;
 	PGconn			*conn;
-	int64_t			 next_connect, down_since;
+	PGconn			*rconn;		/* results, sent without waiting */
+	int64_t			 next_connect, down_since, next_rconnect;
 	long			 connect_delay;
 	CURLM			*multi;
 	int			 sfd;
-	struct taskq		 prefetched, running, done;
-	int			 nprefetched, nrunning, ndone;
+	struct taskq		 prefetched, running, done, inflight;
+	int			 nprefetched, nrunning, ndone, ninflight;
+	int			 sync_next;	/* record the next batch in line */
 	int			 stopping, want_claim, claimed_none;
 	int64_t			 grace_deadline, next_claim, next_extend;
 	int64_t			 next_heartbeat, next_rescue, next_watchdog;
@@ -261,23 +263,29 @@ count_outcome(struct worker *w, const struct task *t)
 	}
 }
 
-/* Record a batch; on a data error fall back to one task at a time. */
-static int
-record(struct worker *w, struct task **v, int n)
+/* Retry delays for a batch (caller frees). */
+static long *
+delays_for(struct worker *w, struct task **v, int n)
 {
 	long	*delays;
-	int	*lost, i, rc;
+	int	 i;
 
 	delays = calloc((size_t)n, sizeof(*delays));
-	lost = calloc((size_t)n, sizeof(*lost));
-	if (delays == NULL || lost == NULL)
+	if (delays == NULL)
 		fatal("worker: calloc");
 	for (i = 0; i < n; i++)
 		delays[i] = v[i]->outcome == OUT_RETRY ?
 		    handler_backoff_ms(w->retry_base, w->retry_cap,
 		    v[i]->attempt, jitter()) : 0;
-	rc = taskdb_complete(w->conn, w->id, v, delays, n, lost);
-	for (i = 0; rc == 0 && i < n; i++) {
+	return delays;
+}
+
+static void
+account(struct worker *w, struct task **v, int n, const int *lost)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
 		if (lost[i]) {
 			w->lost++;
 			log_warnx("worker: task %s: our lease had expired and "
@@ -287,22 +295,167 @@ record(struct worker *w, struct task **v, int n)
 		} else
 			count_outcome(w, v[i]);
 	}
+}
+
+/* Record a batch on the main connection and wait for the answer. */
+static int
+record(struct worker *w, struct task **v, int n)
+{
+	long	*delays;
+	int	*lost, rc;
+
+	delays = delays_for(w, v, n);
+	lost = calloc((size_t)n, sizeof(*lost));
+	if (lost == NULL)
+		fatal("worker: calloc");
+	rc = taskdb_complete(w->conn, w->id, v, delays, n, lost);
+	if (rc == 0)
+		account(w, v, n, lost);
 	free(delays);
 	free(lost);
 	return rc;
 }
 
+static struct task **
+list_array(struct taskq *q, int n)
+{
+	struct task	**v, *t;
+	int		  i = 0;
+
+	v = calloc((size_t)n + 1, sizeof(*v));
+	if (v == NULL)
+		fatal("worker: calloc");
+	TAILQ_FOREACH(t, q, entry)
+		v[i++] = t;
+	return v;
+}
+
+/*
+ * Results go out on a second connection without waiting, so PostgreSQL
+ * records one batch while the main connection claims the next: two
+ * backends at work instead of one.  Any trouble with it and results are
+ * recorded on the main connection instead.
+ */
+static int
+rconn_ready(struct worker *w)
+{
+	char err[1024];
+
+	if (w->rconn != NULL)
+		return 1;
+	if (now_ms() < w->next_rconnect)
+		return 0;
+	w->rconn = db_connect_quiet(w->cfg, "worker results", err,
+	    sizeof(err));
+	if (w->rconn != NULL && taskdb_session(w->rconn) == -1) {
+		PQfinish(w->rconn);
+		w->rconn = NULL;
+	}
+	if (w->rconn == NULL) {
+		log_debug("worker: results connection: %s", err);
+		w->next_rconnect = now_ms() + 5000;
+		return 0;
+	}
+	return 1;
+}
+
+/* Drop the results connection; what was in flight is recorded again
+ * (the fence turns an already recorded task into a no-op). */
+static void
+rconn_drop(struct worker *w, const char *why)
+{
+	struct task *t;
+
+	log_debug("worker: results connection dropped: %s", why);
+	PQfinish(w->rconn);
+	w->rconn = NULL;
+	w->next_rconnect = now_ms() + 1000;
+	for (;;) {
+		t = TAILQ_LAST(&w->inflight, taskq);
+		if (t == NULL)
+			break;
+		TAILQ_REMOVE(&w->inflight, t, entry);
+		TAILQ_INSERT_HEAD(&w->done, t, entry);
+		w->ndone++;
+	}
+	w->ninflight = 0;
+}
+
+static int
+send_done(struct worker *w)
+{
+	struct task	**v;
+	long		 *delays;
+	int		  rc;
+
+	v = list_array(&w->done, w->ndone);
+	delays = delays_for(w, v, w->ndone);
+	rc = taskdb_complete_send(w->rconn, w->id, v, delays, w->ndone);
+	free(delays);
+	free(v);
+	if (rc == -1) {
+		rconn_drop(w, "send failed");
+		return 0;
+	}
+	TAILQ_CONCAT(&w->inflight, &w->done, entry);
+	w->ninflight = w->ndone;
+	w->ndone = 0;
+	w->want_claim = 1;
+	return 1;
+}
+
+/* Take the answer for the batch in flight, if it has come. */
+static void
+collect(struct worker *w)
+{
+	struct task	**v, *t;
+	int		 *lost, n = w->ninflight, rc;
+
+	if (n == 0)
+		return;
+	if (PQconsumeInput(w->rconn) == 0) {
+		rconn_drop(w, PQerrorMessage(w->rconn));
+		return;
+	}
+	if (PQisBusy(w->rconn))
+		return;
+	v = list_array(&w->inflight, n);
+	lost = calloc((size_t)n, sizeof(*lost));
+	if (lost == NULL)
+		fatal("worker: calloc");
+	rc = taskdb_complete_result(w->rconn, n, lost);
+	if (rc == -1) {
+		/* A value the server refused: redo it in line, task by task. */
+		w->sync_next = 1;
+		rconn_drop(w, "batch refused");
+		goto out;
+	}
+	account(w, v, n, lost);
+	for (;;) {
+		t = TAILQ_FIRST(&w->inflight);
+		if (t == NULL)
+			break;
+		TAILQ_REMOVE(&w->inflight, t, entry);
+		task_free(t, w->multi);
+	}
+	w->ninflight = 0;
+out:
+	free(v);
+	free(lost);
+}
+
 static void
 flush_done(struct worker *w)
 {
-	struct task	**v, *t;
-	int		  n = 0, i;
+	struct task	**v;
+	int		  n = w->ndone, i;
 
-	v = calloc((size_t)w->ndone, sizeof(*v));
-	if (v == NULL)
-		fatal("worker: calloc");
-	TAILQ_FOREACH(t, &w->done, entry)
-		v[n++] = t;
+	if (w->ninflight > 0)
+		return;		/* one batch in flight at a time */
+	if (!w->sync_next && rconn_ready(w) && send_done(w))
+		return;
+	w->sync_next = 0;
+	v = list_array(&w->done, n);
 	if (record(w, v, n) == -1) {
 		if (PQstatus(w->conn) != CONNECTION_OK) {
 			free(v);
@@ -336,7 +489,9 @@ claim(struct worker *w)
 {
 	int want, got;
 
-	want = (w->concurrency - w->nrunning) + (w->prefetch - w->nprefetched);
+	/* Results waiting to be sent still hold their slots. */
+	want = (w->concurrency + w->prefetch) -
+	    (w->nrunning + w->nprefetched + w->ndone);
 	if (want > MAX_CLAIM)
 		want = MAX_CLAIM;
 	w->want_claim = 0;
@@ -644,8 +799,8 @@ wait_events(struct worker *w)
 
 	if (w->conn != NULL)
 		drain_notifies(w);
-	if (w->conn != NULL && (w->want_claim || w->ndone > 0) &&
-	    !w->stopping)
+	if (w->conn != NULL && (w->want_claim || (w->ndone > 0 &&
+	    w->ninflight == 0)) && !w->stopping)
 		until = now;
 	if (w->conn == NULL)
 		until = earliest(until, w->next_connect);
@@ -657,7 +812,7 @@ wait_events(struct worker *w)
 			until = earliest(until, w->next_extend);
 		if (!w->stopping)
 			until = earliest(until, w->next_rescue);
-		if (w->ndone > 0)
+		if (w->ndone > 0 && w->ninflight == 0)
 			until = now;
 	}
 	if (w->stopping)
@@ -668,6 +823,10 @@ wait_events(struct worker *w)
 	wfd[n++].events = CURL_WAIT_POLLIN;
 	if (w->conn != NULL && w->listen) {
 		wfd[n].fd = PQsocket(w->conn);
+		wfd[n++].events = CURL_WAIT_POLLIN;
+	}
+	if (w->ninflight > 0) {
+		wfd[n].fd = PQsocket(w->rconn);
 		wfd[n++].events = CURL_WAIT_POLLIN;
 	}
 	TAILQ_FOREACH(t, &w->running, entry) {
@@ -813,6 +972,7 @@ setup(struct worker *w)
 	TAILQ_INIT(&w->prefetched);
 	TAILQ_INIT(&w->running);
 	TAILQ_INIT(&w->done);
+	TAILQ_INIT(&w->inflight);
 	if (sd_watchdog_enabled(0, &w->watchdog_usec) <= 0)
 		w->watchdog_usec = 0;
 	return EX_OK;
@@ -837,8 +997,8 @@ worker_run(struct agent *a, const struct worker_opts *o)
 	rc = setup(&w);
 	if (rc != EX_OK)
 		goto out;
-	log_info("worker: %s serving %s with concurrency %d (one database "
-	    "connection)", w.id, w.types_lit, w.concurrency);
+	log_info("worker: %s serving %s with concurrency %d (two database "
+	    "connections)", w.id, w.types_lit, w.concurrency);
 	db_up(&w);
 	sd_notify(0, "READY=1");
 	notify_status(&w);
@@ -847,6 +1007,7 @@ worker_run(struct agent *a, const struct worker_opts *o)
 			db_up(&w);
 		if (w.stopping)
 			stop_work(&w);
+		collect(&w);
 		if (w.conn != NULL && w.ndone > 0)
 			flush_done(&w);
 		periodic(&w);
@@ -854,10 +1015,10 @@ worker_run(struct agent *a, const struct worker_opts *o)
 		    (w.want_claim || now_ms() >= w.next_claim))
 			claim(&w);
 		start_tasks(&w);
-		if (w.conn != NULL && w.ndone > 0)
+		if (w.conn != NULL && w.ndone > 0 && w.ninflight == 0)
 			continue;	/* record before sleeping */
 		if (w.stopping && w.nrunning == 0 && w.nprefetched == 0 &&
-		    w.ndone == 0)
+		    w.ndone == 0 && w.ninflight == 0)
 			break;
 		if (w.stopping && w.conn == NULL && w.nrunning == 0 &&
 		    now_ms() >= w.grace_deadline) {
@@ -869,7 +1030,8 @@ worker_run(struct agent *a, const struct worker_opts *o)
 		}
 		if (o->exit_when_empty && w.conn != NULL && !w.stopping &&
 		    w.claimed_none && !w.want_claim && w.nrunning == 0 &&
-		    w.nprefetched == 0 && w.ndone == 0 && idle_check(&w) == 0)
+		    w.nprefetched == 0 && w.ndone == 0 && w.ninflight == 0 &&
+		    idle_check(&w) == 0)
 			break;
 		wait_events(&w);
 		poll_running(&w);
@@ -884,11 +1046,17 @@ out:
 	for (;;) {
 		t = TAILQ_FIRST(&w.done);
 		if (t == NULL)
+			t = TAILQ_FIRST(&w.inflight);
+		if (t == NULL)
 			break;
-		TAILQ_REMOVE(&w.done, t, entry);
+		if (t == TAILQ_FIRST(&w.done))
+			TAILQ_REMOVE(&w.done, t, entry);
+		else
+			TAILQ_REMOVE(&w.inflight, t, entry);
 		task_free(t, w.multi);
 	}
 	PQfinish(w.conn);
+	PQfinish(w.rconn);
 	if (w.multi != NULL) {
 		curl_multi_cleanup(w.multi);
 		curl_global_cleanup();

@@ -14,8 +14,8 @@ struct worker_opts {
 
 /*
  * Run until SIGTERM/SIGINT (or, with exit_when_empty, until nothing of our
- * types is queued or running).  Uses one database connection whatever the
- * concurrency.  a is borrowed; its cfg may be replaced on SIGHUP.  Returns
+ * types is queued or running).  Uses two database connections whatever
+ * the concurrency.  a is borrowed; its cfg may be replaced on SIGHUP.  Returns
  * a sysexits code.
  */
 int	worker_run(struct agent *a, const struct worker_opts *o);
