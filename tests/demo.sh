@@ -6,7 +6,7 @@ agent=$1
 export POSTGRES_DB=orchestrator POSTGRES_USER=postgres PGDATABASE=orchestrator
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
+show() { printf '$ %s\n' "$*" >&2; "$@"; }
 
 step "a throwaway PostgreSQL is running on port $PGPORT (data in .demo/)"
 "$OA_PGBIN/createdb" orchestrator
@@ -31,5 +31,31 @@ SELECT update_task_status('demo-1', 'finished', '{"requires_action": false}'::js
 SELECT task_type, status, count FROM task_statistics;
 SELECT status, worker_id, duration_ms IS NOT NULL AS timed FROM task_history ORDER BY id;
 SQL
+
+step "enqueue triage tasks: one from options, two more as NDJSON (one COPY)"
+id=$(show "$agent" enqueue --type consumer_triage --source acme/api --target acme/web \
+	--change-event '{"commit_sha": "abc123", "files": ["api/openapi.yaml"]}' \
+	--relationship-config '{"interface_files": ["api/openapi.yaml"]}' | tail -n 1)
+echo "$id"
+printf '%s\n' \
+	'{"task_type": "template_triage", "source_repo": "acme/template", "target_repo": "acme/svc-a", "change_event": {"commit_sha": "def456"}, "relationship_config": {"shared_concerns": ["ci"]}}' \
+	'{"task_type": "template_triage", "source_repo": "acme/template", "target_repo": "acme/svc-b", "change_event": {"commit_sha": "def456"}, "relationship_config": {"shared_concerns": ["ci"]}}' |
+	show "$agent" enqueue --ndjson -
+
+step "a worker drains the queue: consumer triage through an exec handler (no shell unless asked for), template triage through noop"
+cfg=$PGHOST/demo-worker.ini
+cat >"$cfg" <<'INI'
+[worker]
+concurrency = 4
+[handler.consumer_triage]
+kind = exec
+command = /bin/sh -c 'read -r task; echo "{\"requires_action\": true, \"summary\": \"reviewed by the demo handler\"}"'
+timeout_seconds = 10
+[handler.template_triage]
+kind = noop
+INI
+show "$agent" -c "$cfg" worker --exit-when-empty
+show "$agent" status "$id"
+show "$agent" stats
 
 step "done; the server and .demo/ are removed on exit"
