@@ -14,7 +14,7 @@ DESTDIR		?=
 
 CC		?= cc
 SANITIZE	?= 0
-PKGS		:= libpq json-c inih libcrypto libcurl libsystemd
+PKGS		:= libpq json-c inih libcrypto libcurl libsystemd libzstd zlib
 PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -84,6 +84,20 @@ static const struct cfg_key keys[CFG_NKEYS] = {
 	    604800000, NULL, NULL, NULL, 0 },
 	[CFG_W_UNLEASED_AFTER_SECONDS] = { "worker", "unleased_after_seconds",
 	    T_INT, "600", 10, 604800, NULL, NULL, NULL, 0 },
+	[CFG_AGENT_STATE_DIR] = { "agent", "state_dir", T_STR,
+	    "/var/lib/orchestrator-agent", 0, 0, NULL, NULL,
+	    "ORCHESTRATOR_AGENT_STATE_DIR", 0 },
+	[CFG_B_TARGET] = { "backup", "target", T_STR,
+	    "file:///var/lib/orchestrator-agent/backups", 0, 0, NULL, NULL,
+	    NULL, 0 },
+	[CFG_B_COMPRESSION] = { "backup", "compression", T_ENUM, "zstd", 0, 0,
+	    "zstd|gzip|none", NULL, NULL, 0 },
+	[CFG_B_ZSTD_LEVEL] = { "backup", "zstd_level", T_INT, "3", 1, 19, NULL,
+	    NULL, NULL, 0 },
+	[CFG_B_PG_DUMP] = { "backup", "pg_dump", T_STR, "pg_dump", 0, 0, NULL,
+	    NULL, NULL, 0 },
+	[CFG_B_PG_RESTORE] = { "backup", "pg_restore", T_STR, "pg_restore", 0,
+	    0, NULL, NULL, NULL, 0 },
 };
 
 /* Keys of a [handler.TYPE] section. */

@@ -47,6 +47,7 @@ int	cmd_usage_error(const struct cmd *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 
 extern const struct cmd cmd_cancel;
+extern const struct cmd cmd_backup;
 extern const struct cmd cmd_config;
 extern const struct cmd cmd_enqueue;
 extern const struct cmd cmd_help;

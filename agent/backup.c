@@ -1,0 +1,710 @@
+/*
+ * backup.c - pg_dump -Fc -Z0 as a child process, compressed here (zstd or
+ * gzip), checksummed (CRC32C and MD5, the forms Cloud Storage uses) while
+ * it streams to the target.
+ *
+ * Memory stays at a few buffers whatever the database size.  pg_dump gets
+ * the connection settings, password included, through its environment
+ * only: nothing secret is on a command line.  Its exit status and stderr
+ * decide success; a failed dump never becomes a backup (a file target
+ * writes NAME.partial and renames it only at the end).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "backup.h"
+#include "cfg.h"
+#include "db.h"
+#include "hash.h"
+#include "log.h"
+#include "version.h"
+
+#define IOBUF		(256 * 1024)
+#define ERRTAIL		2048
+
+extern char **environ;
+
+/* Where backups go; only file:// in this build. */
+struct target {
+	char	dir[2048];
+};
+
+/* The compressor and the file being written. */
+struct stream {
+	int		 fd;
+	char		 partial[2624], final[2600];
+	ZSTD_CCtx	*zc;
+	z_stream	 gz;
+	int		 gz_live;
+	int		 kind;	/* 0 none, 1 zstd, 2 gzip */
+	unsigned char	*out;
+	uint32_t	 crc;
+	struct hash_md5	*md5;
+	uint64_t	 raw, stored;
+};
+
+static int
+parse_target(const char *t, struct target *tg, char *err, size_t errlen)
+{
+	if (strncmp(t, "file://", 7) == 0 && t[7] == '/') {
+		snprintf(tg->dir, sizeof(tg->dir), "%s", t + 7);
+		return 0;
+	}
+	if (strncmp(t, "gs://", 5) == 0)
+		snprintf(err, errlen, "[backup] target %s: Cloud Storage targets "
+		    "are not available in this build; use file:///DIR", t);
+	else
+		snprintf(err, errlen, "[backup] target %s: expected "
+		    "file:///ABSOLUTE/DIR", t);
+	return -1;
+}
+
+/* mkdir -p with private permissions. */
+static int
+mkdirs(const char *path)
+{
+	char	buf[2624], *p;
+
+	snprintf(buf, sizeof(buf), "%.2600s", path);
+	for (p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/*
+ * The child's environment: ours minus any PG settings, plus exactly the
+ * settings of conn (borrowed).  Returns an array the caller frees with
+ * free_env(); its strings are owned by it.
+ */
+static char **
+dump_env(PGconn *conn)
+{
+	PQconninfoOption	*opts, *o;
+	char			**env;
+	size_t			 n = 0, k = 0, i;
+
+	opts = PQconninfo(conn);
+	if (opts == NULL)
+		return NULL;
+	while (environ[n] != NULL)
+		n++;
+	for (o = opts; o->keyword != NULL; o++)
+		n++;
+	env = calloc(n + 1, sizeof(*env));
+	if (env == NULL)
+		goto out;
+	for (i = 0; environ[i] != NULL; i++)
+		if (strncmp(environ[i], "PG", 2) != 0 &&
+		    strncmp(environ[i], "POSTGRES_", 9) != 0 &&
+		    strncmp(environ[i], "DATABASE_URL=", 13) != 0)
+			env[k++] = strdup(environ[i]);
+	for (o = opts; o->keyword != NULL; o++) {
+		if (o->envvar == NULL || o->val == NULL || *o->val == '\0')
+			continue;
+		if (asprintf(&env[k], "%s=%s", o->envvar, o->val) == -1)
+			env[k] = NULL;
+		else
+			k++;
+	}
+	env[k] = NULL;
+out:
+	PQconninfoFree(opts);
+	return env;
+}
+
+static void
+free_env(char **env)
+{
+	char **e;
+
+	if (env == NULL)
+		return;
+	for (e = env; *e != NULL; e++) {
+		explicit_bzero(*e, strlen(*e));
+		free(*e);
+	}
+	free(env);
+}
+
+static int
+put_stored(struct stream *s, const void *buf, size_t len, char *err,
+    size_t errlen)
+{
+	const char	*p = buf;
+	ssize_t		 n;
+
+	s->crc = hash_crc32c(s->crc, buf, len);
+	hash_md5_update(s->md5, buf, len);
+	s->stored += len;
+	while (len > 0) {
+		n = write(s->fd, p, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			snprintf(err, errlen, "writing %.800s: %s", s->partial,
+			    strerror(errno));
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Feed raw dump bytes (or, with last, flush the compressor). */
+static int
+feed(struct stream *s, const void *buf, size_t len, int last, char *err,
+    size_t errlen)
+{
+	ZSTD_inBuffer	 in = { buf, len, 0 };
+	ZSTD_outBuffer	 zo;
+	size_t		 left;
+	int		 zrc;
+
+	s->raw += len;
+	if (s->kind == 0)
+		return len ? put_stored(s, buf, len, err, errlen) : 0;
+	if (s->kind == 1) {
+		do {
+			zo.dst = s->out;
+			zo.size = IOBUF;
+			zo.pos = 0;
+			left = ZSTD_compressStream2(s->zc, &zo, &in,
+			    last ? ZSTD_e_end : ZSTD_e_continue);
+			if (ZSTD_isError(left)) {
+				snprintf(err, errlen, "zstd: %s",
+				    ZSTD_getErrorName(left));
+				return -1;
+			}
+			if (zo.pos > 0 && put_stored(s, s->out, zo.pos, err,
+			    errlen) == -1)
+				return -1;
+		} while (in.pos < in.size || (last && left != 0));
+		return 0;
+	}
+	s->gz.next_in = (Bytef *)(uintptr_t)buf;
+	s->gz.avail_in = (uInt)len;
+	do {
+		s->gz.next_out = s->out;
+		s->gz.avail_out = IOBUF;
+		zrc = deflate(&s->gz, last ? Z_FINISH : Z_NO_FLUSH);
+		if (zrc == Z_STREAM_ERROR) {
+			snprintf(err, errlen, "gzip: deflate failed");
+			return -1;
+		}
+		if (IOBUF - s->gz.avail_out > 0 && put_stored(s, s->out,
+		    IOBUF - s->gz.avail_out, err, errlen) == -1)
+			return -1;
+	} while (s->gz.avail_out == 0 || (last && zrc != Z_STREAM_END));
+	return 0;
+}
+
+static int
+stream_open(struct stream *s, const struct cfg *cfg, const char *dir,
+    const char *name, char *err, size_t errlen)
+{
+	const char	*comp = cfg_str(cfg, CFG_B_COMPRESSION);
+	char		*slash;
+	long		 cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	s->kind = strcmp(comp, "zstd") == 0 ? 1 : strcmp(comp, "gzip") == 0 ?
+	    2 : 0;
+	snprintf(s->final, sizeof(s->final), "%.2040s/%.512s", dir, name);
+	snprintf(s->partial, sizeof(s->partial), "%.2600s.partial", s->final);
+	slash = strrchr(s->partial, '/');
+	*slash = '\0';
+	if (mkdirs(s->partial) == -1) {
+		snprintf(err, errlen, "cannot create %.800s: %s", s->partial,
+		    strerror(errno));
+		return -1;
+	}
+	*slash = '/';
+	s->fd = open(s->partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600);
+	if (s->fd == -1) {
+		snprintf(err, errlen, "cannot create %.800s: %s", s->partial,
+		    strerror(errno));
+		return -1;
+	}
+	s->out = malloc(IOBUF);
+	s->md5 = hash_md5_new();
+	if (s->out == NULL)
+		fatal("backup: malloc");
+	if (s->kind == 1) {
+		s->zc = ZSTD_createCCtx();
+		if (s->zc == NULL)
+			fatalx("backup: zstd context");
+		ZSTD_CCtx_setParameter(s->zc, ZSTD_c_compressionLevel,
+		    (int)cfg_int(cfg, CFG_B_ZSTD_LEVEL));
+		ZSTD_CCtx_setParameter(s->zc, ZSTD_c_checksumFlag, 1);
+		/* Worker threads when there is more than one core. */
+		if (cores > 1)
+			ZSTD_CCtx_setParameter(s->zc, ZSTD_c_nbWorkers,
+			    (int)cores);
+	} else if (s->kind == 2) {
+		if (deflateInit2(&s->gz, 6, Z_DEFLATED, 15 + 16, 8,
+		    Z_DEFAULT_STRATEGY) != Z_OK)
+			fatalx("backup: zlib init");
+		s->gz_live = 1;
+	}
+	return 0;
+}
+
+/* Close; on failure remove the partial file so nothing half-written stays. */
+static int
+stream_close(struct stream *s, int ok, char *err, size_t errlen)
+{
+	char	dir[2624], *slash;
+	int	dfd, rc = -1;
+
+	ZSTD_freeCCtx(s->zc);
+	if (s->gz_live)
+		deflateEnd(&s->gz);
+	free(s->out);
+	hash_md5_free(s->md5);
+	s->md5 = NULL;
+	if (s->fd == -1)
+		return -1;
+	if (ok && fsync(s->fd) == -1)
+		snprintf(err, errlen, "fsync %.800s: %s", s->partial,
+		    strerror(errno));
+	else if (ok && rename(s->partial, s->final) == -1)
+		snprintf(err, errlen, "rename to %.800s: %s", s->final,
+		    strerror(errno));
+	else if (ok)
+		rc = 0;
+	close(s->fd);
+	s->fd = -1;
+	if (rc == -1) {
+		(void)unlink(s->partial);
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "%.2600s", s->final);
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd != -1) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+/* Write text to path atomically (temp file, fsync, rename). */
+static int
+write_atomic(const char *path, const char *text, char *err, size_t errlen)
+{
+	char	tmp[2700];
+	size_t	len = strlen(text);
+	int	fd, rc = -1;
+
+	snprintf(tmp, sizeof(tmp), "%.2600s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		snprintf(err, errlen, "%.800s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (write(fd, text, len) != (ssize_t)len || fsync(fd) == -1)
+		snprintf(err, errlen, "%.800s: %s", tmp, strerror(errno));
+	else if (rename(tmp, path) == -1)
+		snprintf(err, errlen, "%.800s: %s", path, strerror(errno));
+	else
+		rc = 0;
+	close(fd);
+	if (rc == -1)
+		(void)unlink(tmp);
+	return rc;
+}
+
+static json_object *
+info_json(const struct backup_info *b)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "name", json_object_new_string(b->name));
+	json_object_object_add(o, "database",
+	    json_object_new_string(b->database));
+	json_object_object_add(o, "server_version",
+	    json_object_new_string(b->server_version));
+	json_object_object_add(o, "agent_version",
+	    json_object_new_string(AGENT_VERSION));
+	json_object_object_add(o, "compression",
+	    json_object_new_string(b->compression));
+	json_object_object_add(o, "raw_bytes",
+	    json_object_new_int64((int64_t)b->raw_bytes));
+	json_object_object_add(o, "stored_bytes",
+	    json_object_new_int64((int64_t)b->stored_bytes));
+	json_object_object_add(o, "crc32c", json_object_new_string(b->crc32c));
+	json_object_object_add(o, "md5", json_object_new_string(b->md5));
+	json_object_object_add(o, "created", json_object_new_string(b->created));
+	json_object_object_add(o, "duration_ms",
+	    json_object_new_int64(b->duration_ms));
+	return o;
+}
+
+/*
+ * Record the attempt (and, when ok, the success) in the state file that
+ * doctor and metrics read; keeps the previous success on failure.
+ */
+static void
+record_state(const struct cfg *cfg, const struct backup_info *b, int ok,
+    const char *error)
+{
+	char		 path[4200], err[512];
+	json_object	*st, *att;
+
+	snprintf(path, sizeof(path), "%s/backup-state.json",
+	    cfg_str(cfg, CFG_AGENT_STATE_DIR));
+	st = json_object_from_file(path);
+	if (st == NULL || !json_object_is_type(st, json_type_object)) {
+		json_object_put(st);
+		st = json_object_new_object();
+	}
+	att = info_json(b);
+	json_object_object_add(att, "ok", json_object_new_boolean(ok));
+	if (error != NULL)
+		json_object_object_add(att, "error",
+		    json_object_new_string(error));
+	if (ok)
+		json_object_object_add(st, "last_success",
+		    json_object_get(att));
+	json_object_object_add(st, "last_attempt", att);
+	if (mkdirs(cfg_str(cfg, CFG_AGENT_STATE_DIR)) == -1 ||
+	    write_atomic(path, json_object_to_json_string_ext(st,
+	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), err,
+	    sizeof(err)) == -1)
+		log_warnx("backup: cannot record the state in %s (%s); doctor "
+		    "will not see this backup: fix [agent] state_dir", path,
+		    strerror(errno));
+	json_object_put(st);
+}
+
+static long
+ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 +
+	    (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * Run pg_dump and pump its output into s.  Returns 0 when pg_dump
+ * succeeded and everything was written, else -1 with err filled.
+ */
+static int
+pump(const struct cfg *cfg, PGconn *conn, struct stream *s, char *err,
+    size_t errlen)
+{
+	posix_spawn_file_actions_t	 fa;
+	int				 out[2] = { -1, -1 }, er[2] = { -1, -1 };
+	char				*argv[6], **env = NULL, tail[ERRTAIL + 1];
+	unsigned char			*buf = NULL;
+	struct pollfd			 pfd[2];
+	size_t				 tlen = 0;
+	ssize_t				 n;
+	pid_t				 pid = -1;
+	int				 st, rc = -1, failed = 0;
+
+	tail[0] = '\0';
+	env = dump_env(conn);
+	buf = malloc(IOBUF);
+	if (env == NULL || buf == NULL || pipe2(out, O_CLOEXEC) == -1 ||
+	    pipe2(er, O_CLOEXEC) == -1) {
+		snprintf(err, errlen, "cannot prepare pg_dump: %s",
+		    strerror(errno));
+		goto out;
+	}
+	argv[0] = (char *)cfg_str(cfg, CFG_B_PG_DUMP);
+	argv[1] = "--format=custom";
+	argv[2] = "--compress=0";
+	argv[3] = "--no-password";
+	argv[4] = NULL;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, er[1], 2);
+	st = posix_spawnp(&pid, argv[0], &fa, NULL, argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	close(out[1]);
+	close(er[1]);
+	out[1] = er[1] = -1;
+	if (st != 0) {
+		snprintf(err, errlen, "cannot run %s: %s (set [backup] pg_dump)",
+		    argv[0], strerror(st));
+		pid = -1;
+		goto out;
+	}
+	while (out[0] != -1 || er[0] != -1) {
+		pfd[0].fd = out[0];
+		pfd[0].events = POLLIN;
+		pfd[1].fd = er[0];
+		pfd[1].events = POLLIN;
+		if (poll(pfd, 2, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (out[0] != -1 && (pfd[0].revents & (POLLIN | POLLHUP))) {
+			n = read(out[0], buf, IOBUF);
+			if (n > 0 && !failed &&
+			    feed(s, buf, (size_t)n, 0, err, errlen) == -1)
+				failed = 1;	/* keep draining pg_dump */
+			if (n == 0 || (n == -1 && errno != EINTR)) {
+				close(out[0]);
+				out[0] = -1;
+			}
+		}
+		if (er[0] != -1 && (pfd[1].revents & (POLLIN | POLLHUP))) {
+			n = read(er[0], buf, IOBUF);
+			if (n > 0) {
+				size_t k = (size_t)n > ERRTAIL ? ERRTAIL :
+				    (size_t)n;
+
+				if (tlen + k > ERRTAIL) {
+					memmove(tail, tail + (tlen + k - ERRTAIL),
+					    ERRTAIL - k);
+					tlen = ERRTAIL - k;
+				}
+				memcpy(tail + tlen, buf + n - k, k);
+				tlen += k;
+				tail[tlen] = '\0';
+			}
+			if (n == 0 || (n == -1 && errno != EINTR)) {
+				close(er[0]);
+				er[0] = -1;
+			}
+		}
+	}
+	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+		;
+	pid = -1;
+	while (tlen > 0 && strchr("\r\n ", tail[tlen - 1]) != NULL)
+		tail[--tlen] = '\0';
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		snprintf(err, errlen, "pg_dump failed (%s %d): %s",
+		    WIFEXITED(st) ? "exit status" : "signal",
+		    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+		    tlen ? tail : "no message");
+		goto out;
+	}
+	if (failed || feed(s, "", 0, 1, err, errlen) == -1)
+		goto out;
+	if (tlen > 0)
+		log_warnx("backup: pg_dump said: %s", tail);
+	rc = 0;
+out:
+	if (out[0] != -1)
+		close(out[0]);
+	if (er[0] != -1)
+		close(er[0]);
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		(void)waitpid(pid, NULL, 0);
+	}
+	free(buf);
+	free_env(env);
+	return rc;
+}
+
+int
+backup_run(const struct cfg *cfg, FILE *out)
+{
+	struct backup_info	 b;
+	struct target		 tg;
+	struct stream		 s;
+	struct timespec		 t0;
+	struct tm		 tm;
+	time_t			 now = time(NULL);
+	json_object		*meta = NULL;
+	PGconn			*conn = NULL;
+	char			 err[1024] = "", ts[32], side[4700];
+	const char		*ext;
+	unsigned char		 md5[16];
+	int			 rc = EX_SOFTWARE, opened = 0;
+
+	memset(&b, 0, sizeof(b));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	gmtime_r(&now, &tm);
+	strftime(b.created, sizeof(b.created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(b.compression, sizeof(b.compression), "%s",
+	    cfg_str(cfg, CFG_B_COMPRESSION));
+	if (parse_target(cfg_str(cfg, CFG_B_TARGET), &tg, err,
+	    sizeof(err)) == -1) {
+		log_errx("backup: %s", err);
+		return EX_CONFIG;
+	}
+	conn = db_connect(cfg, "backup");
+	if (conn == NULL) {
+		snprintf(b.database, sizeof(b.database), "%s",
+		    cfg_str(cfg, CFG_DB_NAME));
+		record_state(cfg, &b, 0, "database unreachable");
+		return EX_UNAVAILABLE;
+	}
+	snprintf(b.database, sizeof(b.database), "%s", PQdb(conn));
+	snprintf(b.server_version, sizeof(b.server_version), "%d",
+	    PQserverVersion(conn));
+	ext = strcmp(b.compression, "zstd") == 0 ? ".zst" :
+	    strcmp(b.compression, "gzip") == 0 ? ".gz" : "";
+	strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(b.name, sizeof(b.name), "%s/%04d/%02d/%02d/%s-%s.dump%s",
+	    b.database, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+	    b.database, ts, ext);
+	if (stream_open(&s, cfg, tg.dir, b.name, err, sizeof(err)) == -1)
+		goto fail;
+	opened = 1;
+	if (pump(cfg, conn, &s, err, sizeof(err)) == -1)
+		goto fail;
+	hash_crc32c_b64(s.crc, b.crc32c);
+	hash_md5_peek(s.md5, md5);
+	hash_md5_b64(md5, b.md5);
+	b.raw_bytes = s.raw;
+	b.stored_bytes = s.stored;
+	opened = 0;
+	if (stream_close(&s, 1, err, sizeof(err)) == -1)
+		goto fail;
+	b.duration_ms = ms_since(&t0);
+	meta = info_json(&b);
+	snprintf(side, sizeof(side), "%.2040s/%.512s.json", tg.dir, b.name);
+	if (write_atomic(side, json_object_to_json_string_ext(meta,
+	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), err,
+	    sizeof(err)) == -1)
+		goto fail;
+	record_state(cfg, &b, 1, NULL);
+	fprintf(out, "backup: stored %s in %s\n", b.name,
+	    cfg_str(cfg, CFG_B_TARGET));
+	fprintf(out, "backup: %llu bytes from pg_dump, %llu stored (%s), "
+	    "crc32c %s, md5 %s, %ld ms\n", (unsigned long long)b.raw_bytes,
+	    (unsigned long long)b.stored_bytes, b.compression, b.crc32c, b.md5,
+	    b.duration_ms);
+	rc = EX_OK;
+	goto out;
+fail:
+	if (opened)
+		(void)stream_close(&s, 0, NULL, 0);
+	log_errx("backup: %s; nothing was stored", err);
+	b.duration_ms = ms_since(&t0);
+	record_state(cfg, &b, 0, err);
+	rc = EX_SOFTWARE;
+out:
+	json_object_put(meta);
+	PQfinish(conn);
+	return rc;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(json_object_get_string(json_object_object_get(
+	    *(json_object *const *)a, "name")), json_object_get_string(
+	    json_object_object_get(*(json_object *const *)b, "name")));
+}
+
+/* Collect NAME.json sidecars below dir into arr. */
+static void
+walk(const char *dir, json_object *arr)
+{
+	char		 path[2700];
+	struct stat	 sb;
+	DIR		*d;
+	struct dirent	*e;
+	json_object	*o;
+	size_t		 len;
+
+	d = opendir(dir);
+	if (d == NULL)
+		return;
+	for (;;) {
+		e = readdir(d);
+		if (e == NULL)
+			break;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%.2400s/%.255s", dir, e->d_name);
+		if (lstat(path, &sb) == -1)
+			continue;
+		if (S_ISDIR(sb.st_mode)) {
+			walk(path, arr);
+			continue;
+		}
+		len = strlen(path);
+		if (len < 10 || strcmp(path + len - 5, ".json") != 0 ||
+		    strstr(path, ".dump") == NULL)
+			continue;
+		o = json_object_from_file(path);
+		if (o != NULL && json_object_object_get(o, "name") != NULL)
+			json_object_array_add(arr, o);
+		else
+			json_object_put(o);
+	}
+	closedir(d);
+}
+
+int
+backup_list(const struct cfg *cfg, FILE *out, int json)
+{
+	struct target	 tg;
+	json_object	*arr, *o;
+	char		 err[512];
+	size_t		 i, n;
+
+	if (parse_target(cfg_str(cfg, CFG_B_TARGET), &tg, err,
+	    sizeof(err)) == -1) {
+		log_errx("backup: %s", err);
+		return EX_CONFIG;
+	}
+	arr = json_object_new_array();
+	walk(tg.dir, arr);
+	json_object_array_sort(arr, cmp_names);
+	n = json_object_array_length(arr);
+	if (json)
+		fprintf(out, "%s\n", json_object_to_json_string_ext(arr,
+		    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	else {
+		fprintf(out, "%-60s %-20s %12s %12s %s\n", "NAME", "CREATED",
+		    "STORED", "RAW", "CRC32C");
+		for (i = 0; i < n; i++) {
+			o = json_object_array_get_idx(arr, i);
+			fprintf(out, "%-60s %-20s %12s %12s %s\n",
+			    json_object_get_string(json_object_object_get(o,
+			    "name")), json_object_get_string(
+			    json_object_object_get(o, "created")),
+			    json_object_get_string(json_object_object_get(o,
+			    "stored_bytes")), json_object_get_string(
+			    json_object_object_get(o, "raw_bytes")),
+			    json_object_get_string(json_object_object_get(o,
+			    "crc32c")));
+		}
+		fprintf(out, "backup: %zu backup%s in %s\n", n, n == 1 ? "" :
+		    "s", cfg_str(cfg, CFG_B_TARGET));
+	}
+	json_object_put(arr);
+	return EX_OK;
+}

@@ -1,0 +1,37 @@
+/*
+ * backup.h - pg_dump streamed through a compressor to a backup target,
+ * checksummed on the way, with a state file for doctor and metrics.
+ */
+#ifndef BACKUP_H
+#define BACKUP_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct cfg;
+
+/* What a finished backup is, as recorded next to it and in the state. */
+struct backup_info {
+	char		name[512];	/* object name relative to the target */
+	char		database[128];
+	char		server_version[32];
+	char		compression[8];
+	char		crc32c[12];	/* base64, as Cloud Storage writes it */
+	char		md5[28];	/* base64 */
+	char		created[32];	/* ISO 8601 UTC */
+	uint64_t	raw_bytes;	/* pg_dump's output */
+	uint64_t	stored_bytes;	/* after compression */
+	long		duration_ms;
+};
+
+/*
+ * Run one backup of the configured database to the configured target.
+ * Prints what was stored on out; logs and records failures.  cfg is
+ * borrowed.  Returns a sysexits code.
+ */
+int	backup_run(const struct cfg *, FILE *out);
+
+/* List the backups at the target, oldest first; json selects JSON. */
+int	backup_list(const struct cfg *, FILE *out, int json);
+
+#endif

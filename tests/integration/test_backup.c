@@ -1,0 +1,257 @@
+/*
+ * test_backup.c - pg_dump streamed through zstd/gzip to a file:// target:
+ * what is stored restores, its checksums are right, failures store nothing.
+ */
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "hash.h"
+#include "helpers.h"
+
+struct bk {
+	char	*db;
+	char	 dir[64];
+	char	 ini[128];
+};
+
+static void
+setup(struct bk *b, const char *compression, const char *pg_dump)
+{
+	char text[1024], cmd[512];
+	FILE *fp;
+
+	b->db = migrated_db();
+	snprintf(cmd, sizeof(cmd), "%s/pgbench -q -i -s 1 %s >/dev/null 2>&1",
+	    getenv("OA_PGBIN"), b->db);
+	cr_assert_eq(system(cmd), 0, "pgbench -i failed");
+	snprintf(b->dir, sizeof(b->dir), "/tmp/oa-bk-%d", (int)getpid());
+	snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir -p %s", b->dir, b->dir);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(b->ini, sizeof(b->ini), "%s/agent.ini", b->dir);
+	snprintf(text, sizeof(text), "[agent]\nstate_dir = %s/state\n[backup]\n"
+	    "target = file://%s/store\ncompression = %s\npg_dump = %s\n",
+	    b->dir, b->dir, compression, pg_dump);
+	fp = fopen(b->ini, "w");
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static void
+teardown(struct bk *b)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", b->dir);
+	(void)!system(cmd);
+	free(b->db);
+}
+
+static char *
+pg_dump_path(void)
+{
+	static char p[512];
+
+	snprintf(p, sizeof(p), "%s/pg_dump", getenv("OA_PGBIN"));
+	return p;
+}
+
+/* The list of backups, asserted to hold exactly one (caller puts it). */
+static json_object *
+only_record(struct bk *b)
+{
+	json_object *arr;
+	struct run r;
+
+	run_agent(&r, db_env_cfg(b->db, b->ini), NULL, (const char *[]){ "backup", "list", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	arr = json_tokener_parse(r.out);
+	cr_assert_not_null(arr, "%s", r.out);
+	cr_assert_eq(json_object_array_length(arr), 1, "%s", r.out);
+	run_free(&r);
+	return arr;
+}
+
+Test(backup, zstd_backup_checksums_and_restores, .timeout = 120)
+{
+	struct bk b;
+	struct run r;
+	json_object *arr, *rec;
+	char path[512], raw[512], cmd[1024], *data;
+	const char *name;
+	FILE *fp;
+	long len;
+
+	setup(&b, "zstd", pg_dump_path());
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "backup: stored ") != NULL, "%s", r.out);
+	run_free(&r);
+
+	arr = only_record(&b);
+	rec = json_object_array_get_idx(arr, 0);
+	name = json_object_get_string(json_object_object_get(rec, "name"));
+	cr_assert(strstr(name, "/") && strstr(name, ".dump.zst"), "%s", name);
+	cr_assert_str_eq(json_object_get_string(json_object_object_get(rec, "compression")), "zstd");
+
+	/* The stored bytes match the recorded CRC32C, MD5 and size. */
+	snprintf(path, sizeof(path), "%s/store/%s", b.dir, name);
+	fp = fopen(path, "rb");
+	cr_assert_not_null(fp, "%s", path);
+	fseek(fp, 0, SEEK_END);
+	len = ftell(fp);
+	rewind(fp);
+	data = malloc((size_t)len);
+	cr_assert_eq(fread(data, 1, (size_t)len, fp), (size_t)len);
+	fclose(fp);
+	cr_assert_eq(len, json_object_get_int64(json_object_object_get(rec, "stored_bytes")));
+	{
+		char crc[9], md5b[25];
+		unsigned char md5[16];
+		struct hash_md5 *h = hash_md5_new();
+
+		hash_crc32c_b64(hash_crc32c(0, data, (size_t)len), crc);
+		hash_md5_update(h, data, (size_t)len);
+		hash_md5_peek(h, md5);
+		hash_md5_b64(md5, md5b);
+		hash_md5_free(h);
+		cr_assert_str_eq(crc, json_object_get_string(json_object_object_get(rec, "crc32c")));
+		cr_assert_str_eq(md5b, json_object_get_string(json_object_object_get(rec, "md5")));
+	}
+	/* It decompresses to a pg_dump archive pg_restore reads to the end. */
+	{
+		ZSTD_DCtx *d = ZSTD_createDCtx();
+		ZSTD_inBuffer in = { data, (size_t)len, 0 };
+		char out[65536];
+		FILE *rf;
+
+		snprintf(raw, sizeof(raw), "%s/raw.dump", b.dir);
+		rf = fopen(raw, "wb");
+		while (in.pos < in.size) {
+			ZSTD_outBuffer o = { out, sizeof(out), 0 };
+			size_t ret = ZSTD_decompressStream(d, &o, &in);
+
+			cr_assert(!ZSTD_isError(ret), "%s", ZSTD_getErrorName(ret));
+			fwrite(out, 1, o.pos, rf);
+		}
+		fclose(rf);
+		ZSTD_freeDCtx(d);
+	}
+	cr_assert_eq(json_object_get_int64(json_object_object_get(rec, "raw_bytes")) > len, 1);
+	snprintf(cmd, sizeof(cmd), "%s/pg_restore -f /dev/null %s", getenv("OA_PGBIN"), raw);
+	cr_assert_eq(system(cmd), 0, "pg_restore could not read the dump");
+	/* Restored into a new database, the rows are all there. */
+	{
+		char *db2 = fresh_db(), *v;
+		PGconn *c;
+
+		snprintf(cmd, sizeof(cmd), "%s/pg_restore --no-owner -d %s %s", getenv("OA_PGBIN"), db2, raw);
+		cr_assert_eq(system(cmd), 0, "restore failed");
+		c = db_open(db2);
+		v = db_value(c, "SELECT count(*) FROM pgbench_accounts");
+		cr_assert_str_eq(v, "100000");
+		free(v);
+		v = db_value(c, "SELECT count(*) FROM schema_migrations");
+		cr_assert(atoi(v) >= 2);
+		free(v);
+		PQfinish(c);
+		free(db2);
+	}
+	/* The state file names it as the last success. */
+	snprintf(path, sizeof(path), "%s/state/backup-state.json", b.dir);
+	{
+		json_object *st = json_object_from_file(path), *ls;
+
+		cr_assert_not_null(st);
+		ls = json_object_object_get(st, "last_success");
+		cr_assert_str_eq(json_object_get_string(json_object_object_get(ls, "name")), name);
+		json_object_put(st);
+	}
+	free(data);
+	json_object_put(arr);
+	teardown(&b);
+}
+
+Test(backup, failed_dump_stores_nothing, .timeout = 60)
+{
+	struct bk b;
+	struct run r;
+	char path[256], cmd[512];
+	json_object *st, *la;
+
+	setup(&b, "zstd", "/nonexistent/pg_dump");
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", NULL });
+	cr_assert_eq(r.status, 70, "%s", r.err);
+	cr_assert(strstr(r.err, "cannot run /nonexistent/pg_dump") && strstr(r.err, "nothing was stored"), "%s", r.err);
+	run_free(&r);
+	snprintf(cmd, sizeof(cmd), "test -z \"$(find %s/store -type f 2>/dev/null)\"", b.dir);
+	cr_assert_eq(system(cmd), 0, "a failed backup left files behind");
+	snprintf(path, sizeof(path), "%s/state/backup-state.json", b.dir);
+	st = json_object_from_file(path);
+	cr_assert_not_null(st);
+	la = json_object_object_get(st, "last_attempt");
+	cr_assert_eq(json_object_get_boolean(json_object_object_get(la, "ok")), 0);
+	cr_assert_null(json_object_object_get(st, "last_success"));
+	json_object_put(st);
+	teardown(&b);
+}
+
+/* pg_dump that fails half-way (a broken server or disk): nothing published. */
+Test(backup, dump_error_midway_stores_nothing, .timeout = 60)
+{
+	struct bk b;
+	struct run r;
+	char script[128], cmd[512];
+	FILE *fp;
+
+	snprintf(script, sizeof(script), "/tmp/oa-fake-dump-%d.sh", (int)getpid());
+	fp = fopen(script, "w");
+	fputs("#!/bin/sh\nhead -c 300000 /dev/urandom\necho 'pg_dump: error: query failed: server closed the connection' >&2\nexit 1\n", fp);
+	fclose(fp);
+	chmod(script, 0755);
+	setup(&b, "gzip", script);
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", NULL });
+	cr_assert_eq(r.status, 70, "%s", r.err);
+	cr_assert(strstr(r.err, "pg_dump failed (exit status 1): pg_dump: error: query failed") != NULL, "%s", r.err);
+	run_free(&r);
+	snprintf(cmd, sizeof(cmd), "test -z \"$(find %s/store -type f 2>/dev/null)\"", b.dir);
+	cr_assert_eq(system(cmd), 0, "a failed backup left files behind");
+	unlink(script);
+	teardown(&b);
+}
+
+Test(backup, gzip_and_unreachable_database, .timeout = 60)
+{
+	struct bk b;
+	struct run r;
+	json_object *arr;
+	const char *name;
+	char path[512];
+	unsigned char magic[2];
+	FILE *fp;
+
+	setup(&b, "gzip", pg_dump_path());
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	run_free(&r);
+	arr = only_record(&b);
+	name = json_object_get_string(json_object_object_get(json_object_array_get_idx(arr, 0), "name"));
+	cr_assert(strstr(name, ".dump.gz") != NULL, "%s", name);
+	snprintf(path, sizeof(path), "%s/store/%s", b.dir, name);
+	fp = fopen(path, "rb");
+	cr_assert_eq(fread(magic, 1, 2, fp), 2);
+	fclose(fp);
+	cr_assert(magic[0] == 0x1f && magic[1] == 0x8b, "not gzip");
+	json_object_put(arr);
+
+	run_agent(&r, (const char *[]){ "POSTGRES_HOST=127.0.0.1", "POSTGRES_PORT=1",
+	    "PGCONNECT_TIMEOUT=2", NULL }, NULL, (const char *[]){ "-c", b.ini, "backup", NULL });
+	cr_assert_eq(r.status, 69, "%s", r.err);
+	run_free(&r);
+	teardown(&b);
+}
