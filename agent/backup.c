@@ -40,10 +40,6 @@
 
 extern char **environ;
 
-/* Where backups go; only file:// in this build. */
-struct target {
-	char	dir[2048];
-};
 
 /* The compressor and the file being written. */
 struct stream {
@@ -59,11 +55,14 @@ struct stream {
 	uint64_t	 raw, stored;
 };
 
-static int
-parse_target(const char *t, struct target *tg, char *err, size_t errlen)
+int
+backup_target_dir(const struct cfg *cfg, char *dir, size_t dirlen, char *err,
+    size_t errlen)
 {
+	const char *t = cfg_str(cfg, CFG_B_TARGET);
+
 	if (strncmp(t, "file://", 7) == 0 && t[7] == '/') {
-		snprintf(tg->dir, sizeof(tg->dir), "%s", t + 7);
+		snprintf(dir, dirlen, "%s", t + 7);
 		return 0;
 	}
 	if (strncmp(t, "gs://", 5) == 0)
@@ -100,8 +99,8 @@ mkdirs(const char *path)
  * settings of conn (borrowed).  Returns an array the caller frees with
  * free_env(); its strings are owned by it.
  */
-static char **
-dump_env(PGconn *conn)
+char **
+backup_child_env(PGconn *conn)
 {
 	PQconninfoOption	*opts, *o;
 	char			**env;
@@ -136,8 +135,8 @@ out:
 	return env;
 }
 
-static void
-free_env(char **env)
+void
+backup_env_free(char **env)
 {
 	char **e;
 
@@ -434,7 +433,7 @@ pump(const struct cfg *cfg, PGconn *conn, struct stream *s, char *err,
 	int				 st, rc = -1, failed = 0;
 
 	tail[0] = '\0';
-	env = dump_env(conn);
+	env = backup_child_env(conn);
 	buf = malloc(IOBUF);
 	if (env == NULL || buf == NULL || pipe2(out, O_CLOEXEC) == -1 ||
 	    pipe2(er, O_CLOEXEC) == -1) {
@@ -530,7 +529,7 @@ out:
 		(void)waitpid(pid, NULL, 0);
 	}
 	free(buf);
-	free_env(env);
+	backup_env_free(env);
 	return rc;
 }
 
@@ -538,14 +537,13 @@ int
 backup_run(const struct cfg *cfg, FILE *out)
 {
 	struct backup_info	 b;
-	struct target		 tg;
 	struct stream		 s;
 	struct timespec		 t0;
 	struct tm		 tm;
 	time_t			 now = time(NULL);
 	json_object		*meta = NULL;
 	PGconn			*conn = NULL;
-	char			 err[1024] = "", ts[32], side[4700];
+	char			 err[1024] = "", ts[32], side[2700], dir[2048];
 	const char		*ext;
 	unsigned char		 md5[16];
 	int			 rc = EX_SOFTWARE, opened = 0;
@@ -556,8 +554,7 @@ backup_run(const struct cfg *cfg, FILE *out)
 	strftime(b.created, sizeof(b.created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(b.compression, sizeof(b.compression), "%s",
 	    cfg_str(cfg, CFG_B_COMPRESSION));
-	if (parse_target(cfg_str(cfg, CFG_B_TARGET), &tg, err,
-	    sizeof(err)) == -1) {
+	if (backup_target_dir(cfg, dir, sizeof(dir), err, sizeof(err)) == -1) {
 		log_errx("backup: %s", err);
 		return EX_CONFIG;
 	}
@@ -577,7 +574,7 @@ backup_run(const struct cfg *cfg, FILE *out)
 	snprintf(b.name, sizeof(b.name), "%s/%04d/%02d/%02d/%s-%s.dump%s",
 	    b.database, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
 	    b.database, ts, ext);
-	if (stream_open(&s, cfg, tg.dir, b.name, err, sizeof(err)) == -1)
+	if (stream_open(&s, cfg, dir, b.name, err, sizeof(err)) == -1)
 		goto fail;
 	opened = 1;
 	if (pump(cfg, conn, &s, err, sizeof(err)) == -1)
@@ -592,7 +589,7 @@ backup_run(const struct cfg *cfg, FILE *out)
 		goto fail;
 	b.duration_ms = ms_since(&t0);
 	meta = info_json(&b);
-	snprintf(side, sizeof(side), "%.2040s/%.512s.json", tg.dir, b.name);
+	snprintf(side, sizeof(side), "%.2040s/%.512s.json", dir, b.name);
 	if (write_atomic(side, json_object_to_json_string_ext(meta,
 	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), err,
 	    sizeof(err)) == -1)
@@ -667,22 +664,32 @@ walk(const char *dir, json_object *arr)
 	closedir(d);
 }
 
+json_object *
+backup_records(const struct cfg *cfg, char *err, size_t errlen)
+{
+	json_object	*arr;
+	char		 dir[2048];
+
+	if (backup_target_dir(cfg, dir, sizeof(dir), err, errlen) == -1)
+		return NULL;
+	arr = json_object_new_array();
+	walk(dir, arr);
+	json_object_array_sort(arr, cmp_names);
+	return arr;
+}
+
 int
 backup_list(const struct cfg *cfg, FILE *out, int json)
 {
-	struct target	 tg;
 	json_object	*arr, *o;
 	char		 err[512];
 	size_t		 i, n;
 
-	if (parse_target(cfg_str(cfg, CFG_B_TARGET), &tg, err,
-	    sizeof(err)) == -1) {
+	arr = backup_records(cfg, err, sizeof(err));
+	if (arr == NULL) {
 		log_errx("backup: %s", err);
 		return EX_CONFIG;
 	}
-	arr = json_object_new_array();
-	walk(tg.dir, arr);
-	json_object_array_sort(arr, cmp_names);
 	n = json_object_array_length(arr);
 	if (json)
 		fprintf(out, "%s\n", json_object_to_json_string_ext(arr,

@@ -5,6 +5,8 @@
 #ifndef BACKUP_H
 #define BACKUP_H
 
+#include <json-c/json.h>
+#include <libpq-fe.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -33,5 +35,24 @@ int	backup_run(const struct cfg *, FILE *out);
 
 /* List the backups at the target, oldest first; json selects JSON. */
 int	backup_list(const struct cfg *, FILE *out, int json);
+
+/* The directory of a file:// target; -1 with err for anything else. */
+int	backup_target_dir(const struct cfg *, char *dir, size_t dirlen,
+	    char *err, size_t errlen);
+
+/*
+ * The records (NAME.json) of the backups at the target, sorted by name,
+ * i.e. oldest first.  Returns an array owned by the caller
+ * (json_object_put), or NULL with err.
+ */
+json_object *backup_records(const struct cfg *, char *err, size_t errlen);
+
+/*
+ * Environment for pg_dump/pg_restore: ours minus PG* settings, plus the
+ * settings conn (borrowed) connected with, password included, so nothing
+ * goes on a command line.  Free with backup_env_free (wipes it).
+ */
+char	**backup_child_env(PGconn *conn);
+void	  backup_env_free(char **);
 
 #endif

@@ -16,6 +16,7 @@ static const struct cmd *const cmds[] = {
 	&cmd_schema,
 	&cmd_worker,
 	&cmd_backup,
+	&cmd_restore,
 	&cmd_config,
 	&cmd_enqueue,
 	&cmd_status,

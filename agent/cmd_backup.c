@@ -1,5 +1,5 @@
 /*
- * cmd_backup.c - "backup" and "backup list".
+ * cmd_backup.c - "backup", "backup list" and "backup verify".
  */
 #include <stdio.h>
 #include <string.h>
@@ -7,31 +7,46 @@
 
 #include "backup.h"
 #include "cmd.h"
+#include "restore.h"
 
 static int
 backup_cmd(struct agent *a, int argc, char **argv)
 {
 	struct cfg	*cfg;
-	int		 rc, json = 0;
+	const char	*which = "latest";
+	int		 rc, i, json = 0, do_restore = 0;
 
-	if (argc > 1 && strcmp(argv[1], "list") != 0)
+	if (argc > 1 && strcmp(argv[1], "list") != 0 &&
+	    strcmp(argv[1], "verify") != 0)
 		return cmd_usage_error(&cmd_backup, "unknown subcommand '%s'",
 		    argv[1]);
-	if (argc > 2 && strcmp(argv[2], "--json") == 0 && argc == 3)
-		json = 1;
-	else if (argc > 2)
-		return cmd_usage_error(&cmd_backup, "unexpected argument '%s'",
-		    argv[2]);
+	for (i = 2; i < argc; i++) {
+		if (strcmp(argv[1], "list") == 0 && strcmp(argv[i], "--json") ==
+		    0)
+			json = 1;
+		else if (strcmp(argv[1], "verify") == 0 &&
+		    strcmp(argv[i], "--restore") == 0)
+			do_restore = 1;
+		else if (strcmp(argv[1], "verify") == 0 && argv[i][0] != '-' &&
+		    i == 2)
+			which = argv[i];
+		else
+			return cmd_usage_error(&cmd_backup, "unexpected "
+			    "argument '%s'", argv[i]);
+	}
 	rc = agent_cfg(a, &cfg);
 	if (rc != EX_OK)
 		return rc;
-	if (argc > 1)
+	if (argc == 1)
+		return backup_run(cfg, stdout);
+	if (strcmp(argv[1], "list") == 0)
 		return backup_list(cfg, stdout, json);
-	return backup_run(cfg, stdout);
+	return restore_verify(cfg, which, do_restore, stdout);
 }
 
 const struct cmd cmd_backup = {
-	"backup", "| list [--json]", "back up the database, or list backups",
+	"backup", "| list [--json] | verify [NAME|latest] [--restore]",
+	"back up the database, list or verify backups",
 	"Without arguments: run pg_dump (custom format, uncompressed) as a "
 	"child, compress its output ([backup] compression = zstd, gzip or "
 	"none; zstd_level) and stream it to [backup] target "
@@ -42,6 +57,10 @@ const struct cmd cmd_backup = {
 	"gets the connection settings and password through its environment "
 	"only.  A failed dump stores nothing.  The last attempt and the last "
 	"success are recorded in [agent] state_dir/backup-state.json.\n"
-	"list: the backups at the target, oldest first.",
+	"list: the backups at the target, oldest first.\n"
+	"verify: compare the stored bytes with the record (size, CRC32C, MD5), "
+	"decompress them and have pg_restore read every block (exit 65 when "
+	"the backup is damaged); --restore also restores it into a scratch "
+	"database, runs ANALYZE, prints per-table row counts and drops it.",
 	backup_cmd,
 };

@@ -255,3 +255,128 @@ Test(backup, gzip_and_unreachable_database, .timeout = 60)
 	run_free(&r);
 	teardown(&b);
 }
+
+static char *
+stored_path(struct bk *b)
+{
+	json_object *arr = only_record(b);
+	char *p;
+
+	cr_assert(asprintf(&p, "%s/store/%s", b->dir, json_object_get_string(
+	    json_object_object_get(json_object_array_get_idx(arr, 0), "name"))) > 0);
+	json_object_put(arr);
+	return p;
+}
+
+/* backup → verify → restore into a new database → same row counts. */
+Test(backup, verify_and_restore_round_trip, .timeout = 120)
+{
+	struct bk b;
+	struct run r;
+	PGconn *c;
+	char *v, *src;
+
+	setup(&b, "zstd", pg_dump_path());
+	c = db_open(b.db);
+	db_do(c, "INSERT INTO tasks (task_id, skill_name, task_type, source_repo, target_repo, "
+	    "change_event, relationship_config) SELECT 'r' || g, 's', 'consumer_triage', 'a/b', 'c/d', "
+	    "'{}', '{}' FROM generate_series(1, 1234) g");
+	PQfinish(c);
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	run_free(&r);
+
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", "verify", "latest", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "is good") != NULL, "%s", r.out);
+	run_free(&r);
+
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", "verify", "--restore", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "public.pgbench_accounts") && strstr(r.out, "100000 rows"), "%s", r.out);
+	cr_assert(strstr(r.out, "public.tasks") && strstr(r.out, "1234 rows"), "%s", r.out);
+	run_free(&r);
+
+	/* The live database is refused; a new one is created and filled. */
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "restore", "latest", "--to", b.db, NULL });
+	cr_assert_eq(r.status, 64, "%s", r.err);
+	cr_assert(strstr(r.err, "refusing to restore over") != NULL, "%s", r.err);
+	run_free(&r);
+	{
+		char to[64];
+
+		snprintf(to, sizeof(to), "%s_copy", b.db);
+		run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "restore", "--to", to, NULL });
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		run_free(&r);
+		c = db_open(to);
+		v = db_value(c, "SELECT (SELECT count(*) FROM tasks) || '/' || (SELECT count(*) FROM pgbench_accounts)");
+		cr_assert_str_eq(v, "1234/100000");
+		free(v);
+		PQfinish(c);
+		/* Again over the now non-empty copy: refused without --force. */
+		run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "restore", "--to", to, NULL });
+		cr_assert_eq(r.status, 65, "%s", r.err);
+		cr_assert(strstr(r.err, "pass --force") != NULL, "%s", r.err);
+		run_free(&r);
+		run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "restore", "--to", to, "--force", NULL });
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		run_free(&r);
+	}
+	src = stored_path(&b);
+	free(src);
+	teardown(&b);
+}
+
+/* A truncated or altered object fails verify (and restore), exit 65. */
+Test(backup, verify_catches_truncation_and_alteration, .timeout = 120)
+{
+	struct bk b;
+	struct run r;
+	char *path, cmd[1024];
+	long size;
+	FILE *fp;
+
+	setup(&b, "zstd", pg_dump_path());
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	run_free(&r);
+	path = stored_path(&b);
+	fp = fopen(path, "rb");
+	fseek(fp, 0, SEEK_END);
+	size = ftell(fp);
+	fclose(fp);
+
+	/* One byte flipped in the middle. */
+	snprintf(cmd, sizeof(cmd), "cp %s %s.orig && printf '\\377\\000' | dd of=%s bs=1 seek=%ld conv=notrunc 2>/dev/null "
+	    "&& ! cmp -s %s %s.orig", path, path, path, size / 2, path, path);
+	cr_assert_eq(system(cmd), 0, "the byte flip did not change the file");
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", "verify", NULL });
+	cr_assert_eq(r.status, 65, "%s%s", r.out, r.err);
+	cr_assert(strstr(r.err, "NOT restorable") != NULL, "%s", r.err);
+	run_free(&r);
+
+	/* Truncated to half. */
+	snprintf(cmd, sizeof(cmd), "cp %s.orig %s && truncate -s %ld %s", path, path, size / 2, path);
+	cr_assert_eq(system(cmd), 0);
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", "verify", NULL });
+	cr_assert_eq(r.status, 65, "%s%s", r.out, r.err);
+	cr_assert(strstr(r.err, "truncated") != NULL, "%s", r.err);
+	run_free(&r);
+	{
+		char to[64];
+
+		snprintf(to, sizeof(to), "%s_bad", b.db);
+		run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "restore", "--to", to, NULL });
+		cr_assert_eq(r.status, 65, "%s", r.err);
+		run_free(&r);
+	}
+	/* Restored original: good again. */
+	snprintf(cmd, sizeof(cmd), "cp %s.orig %s", path, path);
+	cr_assert_eq(system(cmd), 0);
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", "verify", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	run_free(&r);
+	free(path);
+	teardown(&b);
+}
