@@ -715,3 +715,77 @@ backup_list(const struct cfg *cfg, FILE *out, int json)
 	json_object_put(arr);
 	return EX_OK;
 }
+
+/* Seconds since the epoch of an ISO 8601 UTC time as we write it; -1. */
+static time_t
+parse_created(const char *s)
+{
+	struct tm	tm;
+	char		*end;
+
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (end == NULL || *end != '\0')
+		return -1;
+	return timegm(&tm);
+}
+
+int
+backup_prune(const struct cfg *cfg, int dry_run, FILE *out)
+{
+	json_object	*arr, *o;
+	char		 err[512], dir[2048], path[2700];
+	const char	*name;
+	long long	 keep_last = cfg_int(cfg, CFG_B_KEEP_LAST);
+	long long	 keep_days = cfg_int(cfg, CFG_B_KEEP_DAYS);
+	time_t		 now = time(NULL), created;
+	size_t		 i, n;
+	int		 deleted = 0, kept = 0, rc = EX_OK;
+
+	arr = backup_records(cfg, err, sizeof(err));
+	if (arr == NULL || backup_target_dir(cfg, dir, sizeof(dir), err,
+	    sizeof(err)) == -1) {
+		log_errx("backup: %s", err);
+		json_object_put(arr);
+		return EX_CONFIG;
+	}
+	n = json_object_array_length(arr);
+	for (i = 0; i < n; i++) {
+		o = json_object_array_get_idx(arr, i);
+		name = json_object_get_string(json_object_object_get(o,
+		    "name"));
+		created = parse_created(json_object_get_string(
+		    json_object_object_get(o, "created")));
+		/* Newest keep_last by name (names sort by time), and young. */
+		if ((long long)(n - i) <= keep_last || created == -1 ||
+		    now - created < (time_t)keep_days * 86400) {
+			kept++;
+			continue;
+		}
+		fprintf(out, "backup: %s %s\n", dry_run ? "would delete" :
+		    "deleting", name);
+		deleted++;
+		if (dry_run)
+			continue;
+		/* The record first: a crash leaves an unlisted file, never a
+		 * listed backup that is not there. */
+		snprintf(path, sizeof(path), "%.2040s/%.512s.json", dir, name);
+		if (unlink(path) == -1 && errno != ENOENT) {
+			log_errx("backup: cannot delete %s: %s", path,
+			    strerror(errno));
+			rc = EX_SOFTWARE;
+			continue;
+		}
+		snprintf(path, sizeof(path), "%.2040s/%.512s", dir, name);
+		if (unlink(path) == -1 && errno != ENOENT) {
+			log_errx("backup: cannot delete %s: %s", path,
+			    strerror(errno));
+			rc = EX_SOFTWARE;
+		}
+	}
+	fprintf(out, "backup: %d kept, %d %s (keep_last %lld, keep_days "
+	    "%lld)\n", kept, deleted, dry_run ? "to delete" : "deleted",
+	    keep_last, keep_days);
+	json_object_put(arr);
+	return rc;
+}

@@ -36,6 +36,13 @@ int	backup_run(const struct cfg *, FILE *out);
 /* List the backups at the target, oldest first; json selects JSON. */
 int	backup_list(const struct cfg *, FILE *out, int json);
 
+/*
+ * Delete backups beyond the retention: the newest [backup] keep_last are
+ * kept, and so is every backup younger than keep_days; the newest is never
+ * deleted.  With dry_run only say what would go.  Returns a sysexits code.
+ */
+int	backup_prune(const struct cfg *, int dry_run, FILE *out);
+
 /* The directory of a file:// target; -1 with err for anything else. */
 int	backup_target_dir(const struct cfg *, char *dir, size_t dirlen,
 	    char *err, size_t errlen);

@@ -98,6 +98,10 @@ static const struct cfg_key keys[CFG_NKEYS] = {
 	    NULL, NULL, 0 },
 	[CFG_B_PG_RESTORE] = { "backup", "pg_restore", T_STR, "pg_restore", 0,
 	    0, NULL, NULL, NULL, 0 },
+	[CFG_B_KEEP_LAST] = { "backup", "keep_last", T_INT, "7", 1, 100000,
+	    NULL, NULL, NULL, 0 },
+	[CFG_B_KEEP_DAYS] = { "backup", "keep_days", T_INT, "14", 0, 36500,
+	    NULL, NULL, NULL, 0 },
 };
 
 /* Keys of a [handler.TYPE] section. */

@@ -14,16 +14,19 @@ backup_cmd(struct agent *a, int argc, char **argv)
 {
 	struct cfg	*cfg;
 	const char	*which = "latest";
-	int		 rc, i, json = 0, do_restore = 0;
+	int		 rc, i, json = 0, do_restore = 0, dry_run = 0;
 
 	if (argc > 1 && strcmp(argv[1], "list") != 0 &&
-	    strcmp(argv[1], "verify") != 0)
+	    strcmp(argv[1], "verify") != 0 && strcmp(argv[1], "prune") != 0)
 		return cmd_usage_error(&cmd_backup, "unknown subcommand '%s'",
 		    argv[1]);
 	for (i = 2; i < argc; i++) {
 		if (strcmp(argv[1], "list") == 0 && strcmp(argv[i], "--json") ==
 		    0)
 			json = 1;
+		else if (strcmp(argv[1], "prune") == 0 &&
+		    strcmp(argv[i], "--dry-run") == 0)
+			dry_run = 1;
 		else if (strcmp(argv[1], "verify") == 0 &&
 		    strcmp(argv[i], "--restore") == 0)
 			do_restore = 1;
@@ -41,12 +44,14 @@ backup_cmd(struct agent *a, int argc, char **argv)
 		return backup_run(cfg, stdout);
 	if (strcmp(argv[1], "list") == 0)
 		return backup_list(cfg, stdout, json);
+	if (strcmp(argv[1], "prune") == 0)
+		return backup_prune(cfg, dry_run, stdout);
 	return restore_verify(cfg, which, do_restore, stdout);
 }
 
 const struct cmd cmd_backup = {
-	"backup", "| list [--json] | verify [NAME|latest] [--restore]",
-	"back up the database, list or verify backups",
+	"backup", "| list [--json] | prune [--dry-run] | verify [NAME|latest] "
+	"[--restore]", "back up the database; list, prune or verify backups",
 	"Without arguments: run pg_dump (custom format, uncompressed) as a "
 	"child, compress its output ([backup] compression = zstd, gzip or "
 	"none; zstd_level) and stream it to [backup] target "
@@ -58,6 +63,8 @@ const struct cmd cmd_backup = {
 	"only.  A failed dump stores nothing.  The last attempt and the last "
 	"success are recorded in [agent] state_dir/backup-state.json.\n"
 	"list: the backups at the target, oldest first.\n"
+	"prune: delete backups beyond [backup] keep_last that are also older "
+	"than keep_days; the newest is never deleted.\n"
 	"verify: compare the stored bytes with the record (size, CRC32C, MD5), "
 	"decompress them and have pg_restore read every block (exit 65 when "
 	"the backup is damaged); --restore also restores it into a scratch "

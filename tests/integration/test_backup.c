@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -378,5 +379,87 @@ Test(backup, verify_catches_truncation_and_alteration, .timeout = 120)
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	run_free(&r);
 	free(path);
+	teardown(&b);
+}
+
+/* Plant a backup record (and its file) made days ago. */
+static void
+plant(struct bk *b, int days_ago, int idx)
+{
+	char path[512], cmd[1024], created[32], name[128];
+	time_t t = time(NULL) - (time_t)days_ago * 86400;
+	struct tm tm;
+	FILE *fp;
+
+	gmtime_r(&t, &tm);
+	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(name, sizeof(name), "db/%04d/x/db-%02d-%03d.dump.zst", tm.tm_year + 1900, idx, days_ago);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/store/db/%04d/x", b->dir, tm.tm_year + 1900);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/store/%s", b->dir, name);
+	fp = fopen(path, "w");
+	fputs("data", fp);
+	fclose(fp);
+	snprintf(path, sizeof(path), "%s/store/%s.json", b->dir, name);
+	fp = fopen(path, "w");
+	fprintf(fp, "{\"name\": \"%s\", \"created\": \"%s\", \"stored_bytes\": 4}", name, created);
+	fclose(fp);
+}
+
+static int
+count_listed(struct bk *b)
+{
+	json_object *arr;
+	struct run r;
+	int n;
+
+	run_agent(&r, db_env_cfg(b->db, b->ini), NULL, (const char *[]){ "backup", "list", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	arr = json_tokener_parse(r.out);
+	n = (int)json_object_array_length(arr);
+	json_object_put(arr);
+	run_free(&r);
+	return n;
+}
+
+Test(backup, prune_keeps_what_the_policy_says, .timeout = 60)
+{
+	struct bk b;
+	struct run r;
+	FILE *fp;
+	char cmd[256];
+
+	setup(&b, "zstd", pg_dump_path());
+	plant(&b, 30, 1);
+	plant(&b, 20, 2);
+	plant(&b, 10, 3);
+	plant(&b, 2, 4);
+	plant(&b, 1, 5);
+	fp = fopen(b.ini, "a");
+	fputs("keep_last = 2\nkeep_days = 15\n", fp);
+	fclose(fp);
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", "prune", "--dry-run", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "would delete db/") && strstr(r.out, "3 kept, 2 to delete"), "%s", r.out);
+	run_free(&r);
+	cr_assert_eq(count_listed(&b), 5, "dry run deleted something");
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", "prune", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "3 kept, 2 deleted"), "%s", r.out);
+	cr_assert(strstr(r.out, "-030.dump.zst") && strstr(r.out, "-020.dump.zst"), "%s", r.out);
+	run_free(&r);
+	cr_assert_eq(count_listed(&b), 3);
+	snprintf(cmd, sizeof(cmd), "test $(find %s/store -name '*.dump.zst' | wc -l) -eq 3", b.dir);
+	cr_assert_eq(system(cmd), 0, "data files were left behind");
+
+	/* Everything old and keep_last = 1: the newest always stays. */
+	fp = fopen(b.ini, "a");
+	fclose(fp);
+	snprintf(cmd, sizeof(cmd), "sed -i 's/^keep_last = 2/keep_last = 1/; s/^keep_days = 15/keep_days = 0/' %s", b.ini);
+	cr_assert_eq(system(cmd), 0);
+	run_agent(&r, db_env_cfg(b.db, b.ini), NULL, (const char *[]){ "backup", "prune", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	run_free(&r);
+	cr_assert_eq(count_listed(&b), 1);
 	teardown(&b);
 }
