@@ -58,4 +58,19 @@ show "$agent" -c "$cfg" worker --exit-when-empty
 show "$agent" status "$id"
 show "$agent" stats
 
+step "back up to file:// (pg_dump -> zstd, CRC32C and MD5 on the way), verify every block, restore into a new database"
+cat >"$PGHOST/demo-backup.ini" <<INI
+[agent]
+state_dir = $PGHOST/state
+[backup]
+target = file://$PGHOST/backups
+pg_dump = $OA_PGBIN/pg_dump
+pg_restore = $OA_PGBIN/pg_restore
+INI
+show "$agent" -c "$PGHOST/demo-backup.ini" backup
+show "$agent" -c "$PGHOST/demo-backup.ini" backup list
+show "$agent" -c "$PGHOST/demo-backup.ini" backup verify latest --restore
+show "$agent" -c "$PGHOST/demo-backup.ini" restore latest --to orchestrator_restored
+psql -X -q -d orchestrator_restored -c "SELECT status, count(*) FROM tasks GROUP BY status"
+
 step "done; the server and .demo/ are removed on exit"
