@@ -508,10 +508,10 @@ pump(const struct cfg *cfg, PGconn *conn, struct stream *s, char *err,
 	while (tlen > 0 && strchr("\r\n ", tail[tlen - 1]) != NULL)
 		tail[--tlen] = '\0';
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		snprintf(err, errlen, "pg_dump failed (%s %d): %s",
+		snprintf(err, errlen, "pg_dump failed (%s %d): %.900s",
 		    WIFEXITED(st) ? "exit status" : "signal",
 		    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
-		    tlen ? tail : "no message");
+		    tlen ? tail + (tlen > 900 ? tlen - 900 : 0) : "no message");
 		goto out;
 	}
 	if (failed || feed(s, "", 0, 1, err, errlen) == -1)

@@ -279,18 +279,18 @@ replay(const char *path, json_object *rec, char *const argv[], char **env,
 		snprintf(err, errlen, "md5 %s but %s was recorded: the backup "
 		    "was altered", md5_b, rec_str(rec, "md5"));
 	else if (broken && err[0] == '\0')
-		snprintf(err, errlen, "pg_restore stopped reading early: %s",
-		    tlen ? tail : "no message");
+		snprintf(err, errlen, "pg_restore stopped reading early: %.900s",
+		    tlen ? tail + (tlen > 900 ? tlen - 900 : 0) : "no message");
 	else if (broken)
 		;	/* err already says what the decompressor found */
 	else if (u.kind != 0 && !u.ended)
 		snprintf(err, errlen, "the compressed stream ends early: the "
 		    "backup is truncated");
 	else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		snprintf(err, errlen, "pg_restore failed (%s %d): %s",
+		snprintf(err, errlen, "pg_restore failed (%s %d): %.900s",
 		    WIFEXITED(st) ? "exit status" : "signal",
 		    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
-		    tlen ? tail : "no message");
+		    tlen ? tail + (tlen > 900 ? tlen - 900 : 0) : "no message");
 	else
 		rc = EX_OK;
 out:
