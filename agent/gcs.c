@@ -164,6 +164,7 @@ gcs_req_reset(struct gcs_req *r)
 	r->sink_stop = 0;
 }
 
+/* A header value without surrounding blanks (caller frees), or NULL. */
 static char *
 dup_value(const char *v, size_t len)
 {

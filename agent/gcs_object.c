@@ -13,6 +13,7 @@
 #include "hash.h"
 #include "log.h"
 
+/* Copy of string member key, "" when absent (caller frees); NULL: no memory. */
 static char *
 jdup(json_object *o, const char *key)
 {

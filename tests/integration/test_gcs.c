@@ -615,3 +615,47 @@ Test(gcs, delete_with_generation)
 	cr_assert_null(info);
 	gcs_free(g);
 }
+
+static int
+token_cb(void *arg, const char **token, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	*token = arg;
+	return 0;
+}
+
+Test(gcs, bearer_token_sent_never_to_session_uris)
+{
+	json_object	*t, *o, *e, *it;
+	struct gcs	*g;
+	char		 err[1024], tok[256];
+	unsigned char	*p = random_data(600 * KIB, 7);
+	size_t		 i;
+
+	ctl_do("POST", "config", "{\"auth\":true}");
+	t = ctl("POST", "token", "{\"principal\":\"sa@p.iam.gserviceaccount.com\","
+	    "\"scopes\":[\"https://www.googleapis.com/auth/devstorage.read_write\"]}");
+	snprintf(tok, sizeof(tok), "%s", js(t, "access_token"));
+	json_object_put(t);
+	g = gcs_new(base, token_cb, tok);
+	cr_assert_eq(upload(g, "b", "authed", p, 600 * KIB, NULL, err, sizeof(err)), GCS_OK,
+	    "%s", err);
+	o = ctl("GET", "log", NULL);
+	e = jget(o, "entries");
+	for (i = 0; i < json_object_array_length(e); i++) {
+		it = json_object_array_get_idx(e, i);
+		cr_assert_eq(json_object_get_boolean(jget(it, "authorization")),
+		    strcmp(js(it, "op"), "upload_init") == 0, "%s", js(it, "op"));
+	}
+	json_object_put(o);
+	/* A refused token: a clear 401, and the token is never echoed. */
+	gcs_free(g);
+	g = gcs_new(base, token_cb, "ya29.not-a-real-token");
+	cr_assert_eq(gcs_upload_begin(g, "b", "x", NULL, NULL, 256 * KIB,
+	    &(struct gcs_upload *){ NULL }, err, sizeof(err)), GCS_ERR);
+	cr_assert(strstr(err, "access token was refused") != NULL, "%s", err);
+	cr_assert(strstr(err, "ya29.not-a-real") == NULL, "%s", err);
+	gcs_free(g);
+	free(p);
+}
