@@ -162,6 +162,8 @@ auth_error_text(const char *body, char *out, size_t outlen)
 	for (i = 0; out[i] != '\0'; i++)
 		if ((unsigned char)out[i] < 0x20)
 			out[i] = ' ';
+	while (i > 0 && out[i - 1] == ' ')
+		out[--i] = '\0';
 }
 
 /*
@@ -749,9 +751,10 @@ metadata_request(struct auth *a, const char *path, long *status, char **body,
 	    a->metadata_host, path);
 	if (http_retry(what, url, hd, NULL, 1, status, body, why,
 	    sizeof(why)) == -1) {
-		snprintf(err, errlen, "auth: %s%s", why, strstr(why,
-		    "Metadata-Flavor") ? "" : "; outside GCE, set "
-		    "GOOGLE_APPLICATION_CREDENTIALS to a service-account key");
+		/* No answer at all: most likely not on GCE. */
+		snprintf(err, errlen, "auth: %s%s", why, *status == 0 ?
+		    "; outside GCE, set GOOGLE_APPLICATION_CREDENTIALS to a "
+		    "service-account key" : "");
 		goto out;
 	}
 	rc = 0;

@@ -129,6 +129,22 @@ out:
 	return rc;
 }
 
+/* Who needs the role, for the 403 message; static storage. */
+static const char *
+principal(const struct auth *a)
+{
+	static char	 buf[320];
+	const char	*k = auth_kind(a);
+
+	if (strncmp(k, "service-account ", 16) == 0)
+		snprintf(buf, sizeof(buf), "%s", k + 16);
+	else if (strcmp(k, "metadata") == 0)
+		snprintf(buf, sizeof(buf), "the VM's service account");
+	else
+		snprintf(buf, sizeof(buf), "the caller");
+	return buf;
+}
+
 int
 secret_access(struct auth *a, const char *endpoint, const char *name,
     char **value, char *err, size_t errlen)
@@ -160,7 +176,7 @@ secret_access(struct auth *a, const char *endpoint, const char *name,
 	if (status == 403)
 		snprintf(err, errlen, "secret: access to %s denied (%s); grant "
 		    "%s the role roles/secretmanager.secretAccessor on the "
-		    "secret", name, text, auth_kind(a));
+		    "secret", name, text, principal(a));
 	else if (status == 404)
 		snprintf(err, errlen, "secret: %s: secret or version not found "
 		    "(%s); check the name and that the version exists", name,

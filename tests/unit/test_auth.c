@@ -302,7 +302,7 @@ Test(auth, error_text_shapes)
 	    out, sizeof(out));
 	cr_assert_str_eq(out, "denied");
 	auth_error_text("not found\n", out, sizeof(out));
-	cr_assert_str_eq(out, "not found ");
+	cr_assert_str_eq(out, "not found");
 }
 
 Test(secret, name_check)
