@@ -79,7 +79,7 @@ $(BUILD)/tests/%.o: tests/%.c tests/*.h agent/*.h | $(BUILD)/.dir
 $(BUILD)/unit-tests: $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(UNIT_SRCS) tests/helpers.c) $(LIB_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
-$(BUILD)/integration-tests: $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(INTEG_SRCS) tests/helpers.c) $(LIB_OBJS)
+$(BUILD)/integration-tests: $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(INTEG_SRCS) tests/helpers.c tests/fake.c) $(LIB_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
 $(BUILD)/restart-tests: $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(RESTART_SRCS) tests/helpers.c) $(LIB_OBJS)
