@@ -33,6 +33,7 @@
 #include "db.h"
 #include "hash.h"
 #include "log.h"
+#include "store.h"
 #include "version.h"
 
 #define IOBUF		(256 * 1024)
@@ -41,58 +42,18 @@
 extern char **environ;
 
 
-/* The compressor and the file being written. */
+/* The compressor and the object being written. */
 struct stream {
-	int		 fd;
-	char		 partial[2624], final[2600];
-	ZSTD_CCtx	*zc;
-	z_stream	 gz;
-	int		 gz_live;
-	int		 kind;	/* 0 none, 1 zstd, 2 gzip */
-	unsigned char	*out;
-	uint32_t	 crc;
-	struct hash_md5	*md5;
-	uint64_t	 raw, stored;
+	struct store_writer	*w;
+	ZSTD_CCtx		*zc;
+	z_stream		 gz;
+	int			 gz_live;
+	int			 kind;	/* 0 none, 1 zstd, 2 gzip */
+	unsigned char		*out;
+	uint32_t		 crc;
+	struct hash_md5		*md5;
+	uint64_t		 raw, stored;
 };
-
-int
-backup_target_dir(const struct cfg *cfg, char *dir, size_t dirlen, char *err,
-    size_t errlen)
-{
-	const char *t = cfg_str(cfg, CFG_B_TARGET);
-
-	if (strncmp(t, "file://", 7) == 0 && t[7] == '/') {
-		snprintf(dir, dirlen, "%s", t + 7);
-		return 0;
-	}
-	if (strncmp(t, "gs://", 5) == 0)
-		snprintf(err, errlen, "[backup] target %s: Cloud Storage targets "
-		    "are not available in this build; use file:///DIR", t);
-	else
-		snprintf(err, errlen, "[backup] target %s: expected "
-		    "file:///ABSOLUTE/DIR", t);
-	return -1;
-}
-
-/* mkdir -p with private permissions. */
-static int
-mkdirs(const char *path)
-{
-	char	buf[2624], *p;
-
-	snprintf(buf, sizeof(buf), "%.2600s", path);
-	for (p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) == -1 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) == -1 && errno != EEXIST)
-		return -1;
-	return 0;
-}
 
 /*
  * The child's environment: ours minus any PG settings, plus exactly the
@@ -153,25 +114,10 @@ static int
 put_stored(struct stream *s, const void *buf, size_t len, char *err,
     size_t errlen)
 {
-	const char	*p = buf;
-	ssize_t		 n;
-
 	s->crc = hash_crc32c(s->crc, buf, len);
 	hash_md5_update(s->md5, buf, len);
 	s->stored += len;
-	while (len > 0) {
-		n = write(s->fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			snprintf(err, errlen, "writing %.800s: %s", s->partial,
-			    strerror(errno));
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return store_write(s->w, buf, len, err, errlen);
 }
 
 /* Feed raw dump bytes (or, with last, flush the compressor). */
@@ -222,35 +168,15 @@ feed(struct stream *s, const void *buf, size_t len, int last, char *err,
 	return 0;
 }
 
-static int
-stream_open(struct stream *s, const struct cfg *cfg, const char *dir,
-    const char *name, char *err, size_t errlen)
+static void
+stream_init(struct stream *s, const struct cfg *cfg)
 {
 	const char	*comp = cfg_str(cfg, CFG_B_COMPRESSION);
-	char		*slash;
 	long		 cores = sysconf(_SC_NPROCESSORS_ONLN);
 
 	memset(s, 0, sizeof(*s));
-	s->fd = -1;
 	s->kind = strcmp(comp, "zstd") == 0 ? 1 : strcmp(comp, "gzip") == 0 ?
 	    2 : 0;
-	snprintf(s->final, sizeof(s->final), "%.2040s/%.512s", dir, name);
-	snprintf(s->partial, sizeof(s->partial), "%.2600s.partial", s->final);
-	slash = strrchr(s->partial, '/');
-	*slash = '\0';
-	if (mkdirs(s->partial) == -1) {
-		snprintf(err, errlen, "cannot create %.800s: %s", s->partial,
-		    strerror(errno));
-		return -1;
-	}
-	*slash = '/';
-	s->fd = open(s->partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600);
-	if (s->fd == -1) {
-		snprintf(err, errlen, "cannot create %.800s: %s", s->partial,
-		    strerror(errno));
-		return -1;
-	}
 	s->out = malloc(IOBUF);
 	s->md5 = hash_md5_new();
 	if (s->out == NULL)
@@ -272,73 +198,18 @@ stream_open(struct stream *s, const struct cfg *cfg, const char *dir,
 			fatalx("backup: zlib init");
 		s->gz_live = 1;
 	}
-	return 0;
 }
 
-/* Close; on failure remove the partial file so nothing half-written stays. */
-static int
-stream_close(struct stream *s, int ok, char *err, size_t errlen)
+static void
+stream_done(struct stream *s)
 {
-	char	dir[2624], *slash;
-	int	dfd, rc = -1;
-
 	ZSTD_freeCCtx(s->zc);
 	if (s->gz_live)
 		deflateEnd(&s->gz);
 	free(s->out);
 	hash_md5_free(s->md5);
-	s->md5 = NULL;
-	if (s->fd == -1)
-		return -1;
-	if (ok && fsync(s->fd) == -1)
-		snprintf(err, errlen, "fsync %.800s: %s", s->partial,
-		    strerror(errno));
-	else if (ok && rename(s->partial, s->final) == -1)
-		snprintf(err, errlen, "rename to %.800s: %s", s->final,
-		    strerror(errno));
-	else if (ok)
-		rc = 0;
-	close(s->fd);
-	s->fd = -1;
-	if (rc == -1) {
-		(void)unlink(s->partial);
-		return -1;
-	}
-	snprintf(dir, sizeof(dir), "%.2600s", s->final);
-	slash = strrchr(dir, '/');
-	*slash = '\0';
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd != -1) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	return 0;
-}
-
-/* Write text to path atomically (temp file, fsync, rename). */
-static int
-write_atomic(const char *path, const char *text, char *err, size_t errlen)
-{
-	char	tmp[2700];
-	size_t	len = strlen(text);
-	int	fd, rc = -1;
-
-	snprintf(tmp, sizeof(tmp), "%.2600s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1) {
-		snprintf(err, errlen, "%.800s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	if (write(fd, text, len) != (ssize_t)len || fsync(fd) == -1)
-		snprintf(err, errlen, "%.800s: %s", tmp, strerror(errno));
-	else if (rename(tmp, path) == -1)
-		snprintf(err, errlen, "%.800s: %s", path, strerror(errno));
-	else
-		rc = 0;
-	close(fd);
-	if (rc == -1)
-		(void)unlink(tmp);
-	return rc;
+	store_abort(s->w);
+	memset(s, 0, sizeof(*s));
 }
 
 static json_object *
@@ -394,8 +265,8 @@ record_state(const struct cfg *cfg, const struct backup_info *b, int ok,
 		json_object_object_add(st, "last_success",
 		    json_object_get(att));
 	json_object_object_add(st, "last_attempt", att);
-	if (mkdirs(cfg_str(cfg, CFG_AGENT_STATE_DIR)) == -1 ||
-	    write_atomic(path, json_object_to_json_string_ext(st,
+	if (store_mkdirs(cfg_str(cfg, CFG_AGENT_STATE_DIR)) == -1 ||
+	    store_write_atomic(path, json_object_to_json_string_ext(st,
 	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), err,
 	    sizeof(err)) == -1)
 		log_warnx("backup: cannot record the state in %s (%s); doctor "
@@ -540,21 +411,24 @@ backup_run(const struct cfg *cfg, FILE *out)
 	struct stream		 s;
 	struct timespec		 t0;
 	struct tm		 tm;
+	struct store		*st = NULL;
 	time_t			 now = time(NULL);
-	json_object		*meta = NULL;
+	json_object		*rec = NULL;
 	PGconn			*conn = NULL;
-	char			 err[1024] = "", ts[32], side[2700], dir[2048];
-	const char		*ext;
+	const char		*meta[9], *ext;
+	char			 err[1024] = "", ts[32];
 	unsigned char		 md5[16];
-	int			 rc = EX_SOFTWARE, opened = 0;
+	int			 rc = EX_SOFTWARE;
 
 	memset(&b, 0, sizeof(b));
+	memset(&s, 0, sizeof(s));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	gmtime_r(&now, &tm);
 	strftime(b.created, sizeof(b.created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(b.compression, sizeof(b.compression), "%s",
 	    cfg_str(cfg, CFG_B_COMPRESSION));
-	if (backup_target_dir(cfg, dir, sizeof(dir), err, sizeof(err)) == -1) {
+	st = store_open(cfg, err, sizeof(err));
+	if (st == NULL) {
 		log_errx("backup: %s", err);
 		return EX_CONFIG;
 	}
@@ -563,7 +437,8 @@ backup_run(const struct cfg *cfg, FILE *out)
 		snprintf(b.database, sizeof(b.database), "%s",
 		    cfg_str(cfg, CFG_DB_NAME));
 		record_state(cfg, &b, 0, "database unreachable");
-		return EX_UNAVAILABLE;
+		rc = EX_UNAVAILABLE;
+		goto out;
 	}
 	snprintf(b.database, sizeof(b.database), "%s", PQdb(conn));
 	snprintf(b.server_version, sizeof(b.server_version), "%d",
@@ -574,9 +449,20 @@ backup_run(const struct cfg *cfg, FILE *out)
 	snprintf(b.name, sizeof(b.name), "%s/%04d/%02d/%02d/%s-%s.dump%s",
 	    b.database, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
 	    b.database, ts, ext);
-	if (stream_open(&s, cfg, dir, b.name, err, sizeof(err)) == -1)
+	/* What is known before the dump goes on the object itself. */
+	meta[0] = "database";
+	meta[1] = b.database;
+	meta[2] = "server_version";
+	meta[3] = b.server_version;
+	meta[4] = "agent_version";
+	meta[5] = AGENT_VERSION;
+	meta[6] = "compression";
+	meta[7] = b.compression;
+	meta[8] = NULL;
+	stream_init(&s, cfg);
+	s.w = store_create(st, b.name, meta, err, sizeof(err));
+	if (s.w == NULL)
 		goto fail;
-	opened = 1;
 	if (pump(cfg, conn, &s, err, sizeof(err)) == -1)
 		goto fail;
 	hash_crc32c_b64(s.crc, b.crc32c);
@@ -584,19 +470,14 @@ backup_run(const struct cfg *cfg, FILE *out)
 	hash_md5_b64(md5, b.md5);
 	b.raw_bytes = s.raw;
 	b.stored_bytes = s.stored;
-	opened = 0;
-	if (stream_close(&s, 1, err, sizeof(err)) == -1)
-		goto fail;
 	b.duration_ms = ms_since(&t0);
-	meta = info_json(&b);
-	snprintf(side, sizeof(side), "%.2040s/%.512s.json", dir, b.name);
-	if (write_atomic(side, json_object_to_json_string_ext(meta,
-	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), err,
-	    sizeof(err)) == -1)
+	rec = info_json(&b);
+	rc = store_commit(s.w, rec, err, sizeof(err));
+	s.w = NULL;	/* commit frees the writer */
+	if (rc == -1)
 		goto fail;
 	record_state(cfg, &b, 1, NULL);
-	fprintf(out, "backup: stored %s in %s\n", b.name,
-	    cfg_str(cfg, CFG_B_TARGET));
+	fprintf(out, "backup: stored %s in %s\n", b.name, store_target(st));
 	fprintf(out, "backup: %llu bytes from pg_dump, %llu stored (%s), "
 	    "crc32c %s, md5 %s, %ld ms\n", (unsigned long long)b.raw_bytes,
 	    (unsigned long long)b.stored_bytes, b.compression, b.crc32c, b.md5,
@@ -604,102 +485,44 @@ backup_run(const struct cfg *cfg, FILE *out)
 	rc = EX_OK;
 	goto out;
 fail:
-	if (opened)
-		(void)stream_close(&s, 0, NULL, 0);
 	log_errx("backup: %s; nothing was stored", err);
 	b.duration_ms = ms_since(&t0);
 	record_state(cfg, &b, 0, err);
 	rc = EX_SOFTWARE;
 out:
-	json_object_put(meta);
+	stream_done(&s);
+	json_object_put(rec);
 	PQfinish(conn);
+	store_free(st);
 	return rc;
-}
-
-static int
-cmp_names(const void *a, const void *b)
-{
-	return strcmp(json_object_get_string(json_object_object_get(
-	    *(json_object *const *)a, "name")), json_object_get_string(
-	    json_object_object_get(*(json_object *const *)b, "name")));
-}
-
-/* Collect NAME.json sidecars below dir into arr. */
-static void
-walk(const char *dir, json_object *arr)
-{
-	char		 path[2700];
-	struct stat	 sb;
-	DIR		*d;
-	struct dirent	*e;
-	json_object	*o;
-	size_t		 len;
-
-	d = opendir(dir);
-	if (d == NULL)
-		return;
-	for (;;) {
-		e = readdir(d);
-		if (e == NULL)
-			break;
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%.2400s/%.255s", dir, e->d_name);
-		if (lstat(path, &sb) == -1)
-			continue;
-		if (S_ISDIR(sb.st_mode)) {
-			walk(path, arr);
-			continue;
-		}
-		len = strlen(path);
-		if (len < 10 || strcmp(path + len - 5, ".json") != 0 ||
-		    strstr(path, ".dump") == NULL)
-			continue;
-		o = json_object_from_file(path);
-		if (o != NULL && json_object_object_get(o, "name") != NULL)
-			json_object_array_add(arr, o);
-		else
-			json_object_put(o);
-	}
-	closedir(d);
-}
-
-json_object *
-backup_records(const struct cfg *cfg, char *err, size_t errlen)
-{
-	json_object	*arr;
-	char		 dir[2048];
-
-	if (backup_target_dir(cfg, dir, sizeof(dir), err, errlen) == -1)
-		return NULL;
-	arr = json_object_new_array();
-	walk(dir, arr);
-	json_object_array_sort(arr, cmp_names);
-	return arr;
 }
 
 int
 backup_list(const struct cfg *cfg, FILE *out, int json)
 {
+	struct store	*st;
 	json_object	*arr, *o;
-	char		 err[512];
+	char		 err[1024];
 	size_t		 i, n;
 
-	arr = backup_records(cfg, err, sizeof(err));
+	st = store_open(cfg, err, sizeof(err));
+	arr = st ? store_records(st, err, sizeof(err)) : NULL;
 	if (arr == NULL) {
-		log_errx("backup: %s", err);
-		return EX_CONFIG;
+		log_errx("backup: cannot list %s: %s", cfg_str(cfg,
+		    CFG_B_TARGET), err);
+		store_free(st);
+		return st ? EX_UNAVAILABLE : EX_CONFIG;
 	}
 	n = json_object_array_length(arr);
 	if (json)
 		fprintf(out, "%s\n", json_object_to_json_string_ext(arr,
 		    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 	else {
-		fprintf(out, "%-60s %-20s %12s %12s %s\n", "NAME", "CREATED",
+		fprintf(out, "%-64s %-20s %12s %12s %s\n", "NAME", "CREATED",
 		    "STORED", "RAW", "CRC32C");
 		for (i = 0; i < n; i++) {
 			o = json_object_array_get_idx(arr, i);
-			fprintf(out, "%-60s %-20s %12s %12s %s\n",
+			fprintf(out, "%-64s %-20s %12s %12s %s\n",
 			    json_object_get_string(json_object_object_get(o,
 			    "name")), json_object_get_string(
 			    json_object_object_get(o, "created")),
@@ -710,9 +533,10 @@ backup_list(const struct cfg *cfg, FILE *out, int json)
 			    "crc32c")));
 		}
 		fprintf(out, "backup: %zu backup%s in %s\n", n, n == 1 ? "" :
-		    "s", cfg_str(cfg, CFG_B_TARGET));
+		    "s", store_target(st));
 	}
 	json_object_put(arr);
+	store_free(st);
 	return EX_OK;
 }
 
@@ -733,8 +557,9 @@ parse_created(const char *s)
 int
 backup_prune(const struct cfg *cfg, int dry_run, FILE *out)
 {
+	struct store	*st;
 	json_object	*arr, *o;
-	char		 err[512], dir[2048], path[2700];
+	char		 err[1024];
 	const char	*name;
 	long long	 keep_last = cfg_int(cfg, CFG_B_KEEP_LAST);
 	long long	 keep_days = cfg_int(cfg, CFG_B_KEEP_DAYS);
@@ -742,12 +567,13 @@ backup_prune(const struct cfg *cfg, int dry_run, FILE *out)
 	size_t		 i, n;
 	int		 deleted = 0, kept = 0, rc = EX_OK;
 
-	arr = backup_records(cfg, err, sizeof(err));
-	if (arr == NULL || backup_target_dir(cfg, dir, sizeof(dir), err,
-	    sizeof(err)) == -1) {
-		log_errx("backup: %s", err);
-		json_object_put(arr);
-		return EX_CONFIG;
+	st = store_open(cfg, err, sizeof(err));
+	arr = st ? store_records(st, err, sizeof(err)) : NULL;
+	if (arr == NULL) {
+		log_errx("backup: cannot list %s: %s", cfg_str(cfg,
+		    CFG_B_TARGET), err);
+		store_free(st);
+		return st ? EX_UNAVAILABLE : EX_CONFIG;
 	}
 	n = json_object_array_length(arr);
 	for (i = 0; i < n; i++) {
@@ -765,21 +591,8 @@ backup_prune(const struct cfg *cfg, int dry_run, FILE *out)
 		fprintf(out, "backup: %s %s\n", dry_run ? "would delete" :
 		    "deleting", name);
 		deleted++;
-		if (dry_run)
-			continue;
-		/* The record first: a crash leaves an unlisted file, never a
-		 * listed backup that is not there. */
-		snprintf(path, sizeof(path), "%.2040s/%.512s.json", dir, name);
-		if (unlink(path) == -1 && errno != ENOENT) {
-			log_errx("backup: cannot delete %s: %s", path,
-			    strerror(errno));
-			rc = EX_SOFTWARE;
-			continue;
-		}
-		snprintf(path, sizeof(path), "%.2040s/%.512s", dir, name);
-		if (unlink(path) == -1 && errno != ENOENT) {
-			log_errx("backup: cannot delete %s: %s", path,
-			    strerror(errno));
+		if (!dry_run && store_delete(st, o, err, sizeof(err)) == -1) {
+			log_errx("backup: cannot delete %s: %s", name, err);
 			rc = EX_SOFTWARE;
 		}
 	}
@@ -787,5 +600,6 @@ backup_prune(const struct cfg *cfg, int dry_run, FILE *out)
 	    "%lld)\n", kept, deleted, dry_run ? "to delete" : "deleted",
 	    keep_last, keep_days);
 	json_object_put(arr);
+	store_free(st);
 	return rc;
 }

@@ -43,17 +43,6 @@ int	backup_list(const struct cfg *, FILE *out, int json);
  */
 int	backup_prune(const struct cfg *, int dry_run, FILE *out);
 
-/* The directory of a file:// target; -1 with err for anything else. */
-int	backup_target_dir(const struct cfg *, char *dir, size_t dirlen,
-	    char *err, size_t errlen);
-
-/*
- * The records (NAME.json) of the backups at the target, sorted by name,
- * i.e. oldest first.  Returns an array owned by the caller
- * (json_object_put), or NULL with err.
- */
-json_object *backup_records(const struct cfg *, char *err, size_t errlen);
-
 /*
  * Environment for pg_dump/pg_restore: ours minus PG* settings, plus the
  * settings conn (borrowed) connected with, password included, so nothing

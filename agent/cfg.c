@@ -102,6 +102,15 @@ static const struct cfg_key keys[CFG_NKEYS] = {
 	    NULL, NULL, NULL, 0 },
 	[CFG_B_KEEP_DAYS] = { "backup", "keep_days", T_INT, "14", 0, 36500,
 	    NULL, NULL, NULL, 0 },
+	[CFG_B_CHUNK_KIB] = { "backup", "chunk_kib", T_INT, "8192", 256,
+	    1048576, NULL, NULL, NULL, 0 },
+	[CFG_GCS_ENDPOINT] = { "gcs", "endpoint", T_STR,
+	    "https://storage.googleapis.com", 0, 0, NULL, NULL, NULL, 0 },
+	[CFG_GCS_CREDENTIALS_FILE] = { "gcs", "credentials_file", T_STR, "", 0,
+	    0, NULL, NULL, "GOOGLE_APPLICATION_CREDENTIALS", 0 },
+	[CFG_GCS_METADATA_HOST] = { "gcs", "metadata_host", T_STR,
+	    "metadata.google.internal", 0, 0, NULL, NULL, "GCE_METADATA_HOST",
+	    0 },
 };
 
 /* Keys of a [handler.TYPE] section. */
@@ -707,6 +716,18 @@ cfg_load(const char *path, char *err, size_t errlen)
 		goto fail;
 	if (resolve_handlers(cfg, err, errlen) == -1)
 		goto fail;
+	/* Cloud Storage takes non-final chunks in multiples of 256 KiB. */
+	if (cfg->v[CFG_B_CHUNK_KIB].num % 256 != 0) {
+		if (cfg->v[CFG_B_CHUNK_KIB].src == CFG_SRC_FILE)
+			snprintf(err, errlen, "%s:%d: backup.chunk_kib: %lld is "
+			    "not a multiple of 256", cfg->path,
+			    cfg->v[CFG_B_CHUNK_KIB].line,
+			    cfg->v[CFG_B_CHUNK_KIB].num);
+		else
+			snprintf(err, errlen, "backup.chunk_kib: %lld is not a "
+			    "multiple of 256", cfg->v[CFG_B_CHUNK_KIB].num);
+		goto fail;
+	}
 	if (cfg->v[CFG_DB_PASSWORD].src < CFG_SRC_FILE &&
 	    cfg->v[CFG_DB_PASSWORD_FILE].str[0] != '\0' &&
 	    load_password_file(cfg, err, errlen) == -1)

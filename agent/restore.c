@@ -29,6 +29,7 @@
 #include "hash.h"
 #include "log.h"
 #include "restore.h"
+#include "store.h"
 
 #define IOBUF	(256 * 1024)
 #define ERRTAIL	2048
@@ -57,15 +58,15 @@ rec_str(json_object *rec, const char *key)
  * it with a reference the caller puts, or NULL after logging.
  */
 static json_object *
-find_record(const struct cfg *cfg, const char *which)
+find_record(struct store *st, const char *which)
 {
 	json_object	*arr, *rec = NULL, *o;
-	char		 err[512];
+	char		 err[1024];
 	size_t		 i, n;
 
-	arr = backup_records(cfg, err, sizeof(err));
+	arr = store_records(st, err, sizeof(err));
 	if (arr == NULL) {
-		log_errx("restore: %s", err);
+		log_errx("restore: cannot list %s: %s", store_target(st), err);
 		return NULL;
 	}
 	n = json_object_array_length(arr);
@@ -79,7 +80,7 @@ find_record(const struct cfg *cfg, const char *which)
 	if (rec == NULL)
 		log_errx("restore: no backup %s in %s; 'orchestrator-agent "
 		    "backup list' shows what there is", n ? which : "at all",
-		    cfg_str(cfg, CFG_B_TARGET));
+		    store_target(st));
 	else
 		json_object_get(rec);
 	json_object_put(arr);
@@ -174,28 +175,63 @@ keep_tail(int fd, char *tail, size_t *tlen)
 	}
 }
 
+/* What the read callback needs while an object streams in. */
+struct feed {
+	struct unpack	*u;
+	unsigned char	*out;
+	int		 to, from;	/* child's stdin, child's stderr */
+	char		*tail;
+	size_t		*tlen;
+	uint32_t	 crc;
+	struct hash_md5	*md5;
+	uint64_t	 stored;
+	int		 broken;
+	char		*err;
+	size_t		 errlen;
+};
+
+static void	keep_tail(int, char *, size_t *);
+
+static int
+feed_cb(void *arg, const void *buf, size_t len)
+{
+	struct feed *f = arg;
+
+	f->crc = hash_crc32c(f->crc, buf, len);
+	hash_md5_update(f->md5, buf, len);
+	f->stored += len;
+	/* Keep reading after a failure: the checksums decide. */
+	if (!f->broken && unpack_feed(f->u, buf, len, f->out, f->to, f->err,
+	    f->errlen) == -1)
+		f->broken = 1;
+	keep_tail(f->from, f->tail, f->tlen);
+	return 0;
+}
+
 /*
- * Stream the stored object at path through its decompressor into argv's
+ * Stream the object of rec from st through its decompressor into argv's
  * stdin (env borrowed), then compare what was read with rec.  Returns 0,
  * EX_DATAERR for a damaged backup, or another sysexits code; err says why.
  */
 static int
-replay(const char *path, json_object *rec, char *const argv[], char **env,
+replay(struct store *st, json_object *rec, char *const argv[], char **env,
     char *err, size_t errlen)
 {
 	posix_spawn_file_actions_t	 fa;
 	struct unpack			 u;
 	struct hash_md5			*md5 = hash_md5_new();
-	unsigned char			*in = NULL, *out = NULL, digest[16];
+	unsigned char			*out = NULL, digest[16];
 	char				 tail[ERRTAIL + 1] = "", crc_b[9];
 	char				 md5_b[25];
 	const char			*comp = rec_str(rec, "compression");
 	int				 pin[2] = { -1, -1 }, per[2] = { -1, -1 };
-	int				 fd = -1, st, rc = EX_SOFTWARE, broken = 0;
+	struct feed			 f;
+	char				 rerr[1024] = "";
+	int				 status, rc = EX_SOFTWARE, broken = 0;
+	int				 rd;
 	size_t				 tlen = 0;
 	uint64_t			 stored = 0;
 	uint32_t			 crc = 0;
-	ssize_t				 n;
 	pid_t				 pid = -1;
 
 	memset(&u, 0, sizeof(u));
@@ -208,17 +244,9 @@ replay(const char *path, json_object *rec, char *const argv[], char **env,
 			fatalx("restore: zlib init");
 		u.gz_live = 1;
 	}
-	in = malloc(IOBUF);
 	out = malloc(IOBUF);
-	if (in == NULL || out == NULL)
+	if (out == NULL)
 		fatal("restore: malloc");
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1) {
-		snprintf(err, errlen, "cannot read %.800s: %s", path,
-		    strerror(errno));
-		rc = EX_NOINPUT;
-		goto out;
-	}
 	if (pipe2(pin, O_CLOEXEC) == -1 || pipe2(per, O_CLOEXEC) == -1) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		goto out;
@@ -228,37 +256,37 @@ replay(const char *path, json_object *rec, char *const argv[], char **env,
 	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, per[1], 2);
-	st = posix_spawnp(&pid, argv[0], &fa, NULL, argv, env);
+	status = posix_spawnp(&pid, argv[0], &fa, NULL, argv, env);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pin[0]);
 	close(per[1]);
 	pin[0] = per[1] = -1;
-	if (st != 0) {
+	if (status != 0) {
 		snprintf(err, errlen, "cannot run %s: %s (set [backup] "
-		    "pg_restore)", argv[0], strerror(st));
+		    "pg_restore)", argv[0], strerror(status));
 		pid = -1;
 		goto out;
 	}
 	(void)fcntl(per[0], F_SETFL, O_NONBLOCK);
-	for (;;) {
-		n = read(fd, in, IOBUF);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		crc = hash_crc32c(crc, in, (size_t)n);
-		hash_md5_update(md5, in, (size_t)n);
-		stored += (uint64_t)n;
-		if (!broken && unpack_feed(&u, in, (size_t)n, out, pin[1], err,
-		    errlen) == -1)
-			broken = 1;	/* keep reading: the checksums decide */
-		keep_tail(per[0], tail, &tlen);
-	}
+	memset(&f, 0, sizeof(f));
+	f.u = &u;
+	f.out = out;
+	f.to = pin[1];
+	f.from = per[0];
+	f.tail = tail;
+	f.tlen = &tlen;
+	f.md5 = md5;
+	f.err = err;
+	f.errlen = errlen;
+	rd = store_read(st, rec, feed_cb, &f, rerr, sizeof(rerr));
+	crc = f.crc;
+	stored = f.stored;
+	broken = f.broken;
 	close(pin[1]);
 	pin[1] = -1;
 	(void)fcntl(per[0], F_SETFL, 0);
 	keep_tail(per[0], tail, &tlen);
-	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
 		;
 	pid = -1;
 	hash_crc32c_b64(crc, crc_b);
@@ -267,7 +295,9 @@ replay(const char *path, json_object *rec, char *const argv[], char **env,
 	while (tlen > 0 && strchr("\r\n ", tail[tlen - 1]) != NULL)
 		tail[--tlen] = '\0';
 	rc = EX_DATAERR;
-	if (stored != (uint64_t)json_object_get_int64(json_object_object_get(
+	if (rd == -1)
+		snprintf(err, errlen, "reading the backup: %.900s", rerr);
+	else if (stored != (uint64_t)json_object_get_int64(json_object_object_get(
 	    rec, "stored_bytes")))
 		snprintf(err, errlen, "%llu bytes stored but %s were recorded: "
 		    "the backup is truncated or was replaced",
@@ -286,10 +316,10 @@ replay(const char *path, json_object *rec, char *const argv[], char **env,
 	else if (u.kind != 0 && !u.ended)
 		snprintf(err, errlen, "the compressed stream ends early: the "
 		    "backup is truncated");
-	else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		snprintf(err, errlen, "pg_restore failed (%s %d): %.900s",
-		    WIFEXITED(st) ? "exit status" : "signal",
-		    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+		    WIFEXITED(status) ? "exit status" : "signal",
+		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
 		    tlen ? tail + (tlen > 900 ? tlen - 900 : 0) : "no message");
 	else
 		rc = EX_OK;
@@ -298,8 +328,6 @@ out:
 		kill(pid, SIGKILL);
 		(void)waitpid(pid, NULL, 0);
 	}
-	if (fd != -1)
-		close(fd);
 	if (pin[1] != -1)
 		close(pin[1]);
 	if (per[0] != -1)
@@ -308,7 +336,6 @@ out:
 	if (u.gz_live)
 		inflateEnd(&u.gz);
 	hash_md5_free(md5);
-	free(in);
 	free(out);
 	return rc;
 }
@@ -388,35 +415,32 @@ row_counts(PGconn *c, FILE *out)
 	return 0;
 }
 
-static void
-object_path(const struct cfg *cfg, json_object *rec, char *path, size_t len)
-{
-	char dir[2048], err[256];
-
-	if (backup_target_dir(cfg, dir, sizeof(dir), err, sizeof(err)) == -1)
-		dir[0] = '\0';
-	snprintf(path, len, "%.2040s/%.512s", dir, rec_str(rec, "name"));
-}
-
 int
 restore_verify(const struct cfg *cfg, const char *which, int do_restore,
     FILE *out)
 {
-	json_object	*rec;
+	struct store	*st;
+	json_object	*rec = NULL;
 	PGconn		*conn = NULL, *scratch = NULL;
-	char		 path[2600], err[1024] = "", name[64];
+	char		 err[1024] = "", name[64];
 	char		*argv[9], **env = NULL;
 	int		 rc;
 
-	rec = find_record(cfg, which);
-	if (rec == NULL)
-		return EX_NOINPUT;
-	object_path(cfg, rec, path, sizeof(path));
+	st = store_open(cfg, err, sizeof(err));
+	if (st == NULL) {
+		log_errx("verify: %s", err);
+		return EX_CONFIG;
+	}
+	rec = find_record(st, which);
+	if (rec == NULL) {
+		rc = EX_NOINPUT;
+		goto out;
+	}
 	if (!do_restore) {
 		argv[0] = (char *)cfg_str(cfg, CFG_B_PG_RESTORE);
 		argv[1] = "--file=/dev/null";
 		argv[2] = NULL;
-		rc = replay(path, rec, argv, environ, err, sizeof(err));
+		rc = replay(st, rec, argv, environ, err, sizeof(err));
 		goto done;
 	}
 	conn = db_connect(cfg, "verify");
@@ -437,7 +461,7 @@ restore_verify(const struct cfg *cfg, const char *which, int do_restore,
 	argv[4] = "--dbname";
 	argv[5] = name;
 	argv[6] = NULL;
-	rc = replay(path, rec, argv, env, err, sizeof(err));
+	rc = replay(st, rec, argv, env, err, sizeof(err));
 	if (rc == EX_OK) {
 		scratch = connect_to(conn, name);
 		if (scratch == NULL || db_cmd(scratch, "restore: analyze",
@@ -467,6 +491,7 @@ out:
 	backup_env_free(env);
 	PQfinish(conn);
 	json_object_put(rec);
+	store_free(st);
 	return rc;
 }
 
@@ -474,17 +499,24 @@ int
 restore_run(const struct cfg *cfg, const char *which, const char *to,
     int force, int live, FILE *out)
 {
-	json_object	*rec;
+	struct store	*st;
+	json_object	*rec = NULL;
 	PGconn		*conn = NULL, *target = NULL;
 	PGresult	*res = NULL;
 	const char	*params[1] = { to };
-	char		 path[2600], err[1024] = "", *argv[10], **env = NULL;
+	char		 err[1024] = "", *argv[10], **env = NULL;
 	int		 rc = EX_SOFTWARE, exists, tables = 0, a = 0;
 
-	rec = find_record(cfg, which);
-	if (rec == NULL)
-		return EX_NOINPUT;
-	object_path(cfg, rec, path, sizeof(path));
+	st = store_open(cfg, err, sizeof(err));
+	if (st == NULL) {
+		log_errx("restore: %s", err);
+		return EX_CONFIG;
+	}
+	rec = find_record(st, which);
+	if (rec == NULL) {
+		rc = EX_NOINPUT;
+		goto out;
+	}
 	conn = db_connect(cfg, "restore");
 	if (conn == NULL) {
 		rc = EX_UNAVAILABLE;
@@ -538,7 +570,7 @@ restore_run(const struct cfg *cfg, const char *which, const char *to,
 	argv[a++] = "--dbname";
 	argv[a++] = (char *)to;
 	argv[a] = NULL;
-	rc = replay(path, rec, argv, env, err, sizeof(err));
+	rc = replay(st, rec, argv, env, err, sizeof(err));
 	if (rc == EX_OK)
 		fprintf(out, "restore: %s restored into database %s\n",
 		    rec_str(rec, "name"), to);
@@ -551,5 +583,6 @@ out:
 	PQfinish(target);
 	PQfinish(conn);
 	json_object_put(rec);
+	store_free(st);
 	return rc;
 }
