@@ -19,6 +19,7 @@
 
 #include "cfg.h"
 #include "proc.h"
+#include "secret.h"
 
 enum cfg_type { T_STR, T_INT, T_BOOL, T_ENUM };
 
@@ -111,6 +112,11 @@ static const struct cfg_key keys[CFG_NKEYS] = {
 	[CFG_GCS_METADATA_HOST] = { "gcs", "metadata_host", T_STR,
 	    "metadata.google.internal", 0, 0, NULL, NULL, "GCE_METADATA_HOST",
 	    0 },
+	[CFG_DB_PASSWORD_SECRET] = { "database", "password_secret", T_STR, "",
+	    0, 0, NULL, NULL, "POSTGRES_PASSWORD_SECRET", 0 },
+	[CFG_GCS_SECRETMANAGER_ENDPOINT] = { "gcs", "secretmanager_endpoint",
+	    T_STR, "https://secretmanager.googleapis.com", 0, 0, NULL, NULL,
+	    NULL, 0 },
 };
 
 /* Keys of a [handler.TYPE] section. */
@@ -688,6 +694,7 @@ cfg_load(const char *path, char *err, size_t errlen)
 {
 	struct cfg	*cfg;
 	const char	*envpath;
+	char		 msg[300];
 	int		 i, must_exist = 1;
 
 	cfg = calloc(1, sizeof(*cfg));
@@ -716,6 +723,12 @@ cfg_load(const char *path, char *err, size_t errlen)
 		goto fail;
 	if (resolve_handlers(cfg, err, errlen) == -1)
 		goto fail;
+	if (cfg->v[CFG_DB_PASSWORD_SECRET].str[0] != '\0' &&
+	    secret_name_check(cfg->v[CFG_DB_PASSWORD_SECRET].str, msg,
+	    sizeof(msg)) == -1) {
+		snprintf(err, errlen, "database.password_secret: %s", msg);
+		goto fail;
+	}
 	/* Cloud Storage takes non-final chunks in multiples of 256 KiB. */
 	if (cfg->v[CFG_B_CHUNK_KIB].num % 256 != 0) {
 		if (cfg->v[CFG_B_CHUNK_KIB].src == CFG_SRC_FILE)

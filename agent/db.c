@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "cfg.h"
 #include "db.h"
 #include "log.h"
+#include "secret.h"
 
 #define DB_MAXPARAMS	16
 
@@ -55,6 +57,43 @@ one_line(char *msg)
 	return msg;
 }
 
+/*
+ * The password from Secret Manager, fetched once per process when
+ * [database] password_secret is set and no other password was given.
+ * Kept in memory only; the process owns it.
+ */
+static char *secret_pw;
+
+static int
+resolve_secret(const struct cfg *cfg, char *err, size_t errlen)
+{
+	struct auth_opts	 ao;
+	struct auth		*auth;
+	char			 why[700];
+	int			 rc;
+
+	if (secret_pw != NULL)
+		return 0;
+	memset(&ao, 0, sizeof(ao));
+	if (*cfg_str(cfg, CFG_GCS_CREDENTIALS_FILE) != '\0')
+		ao.credentials_file = cfg_str(cfg, CFG_GCS_CREDENTIALS_FILE);
+	ao.metadata_host = cfg_str(cfg, CFG_GCS_METADATA_HOST);
+	auth = auth_new(&ao, why, sizeof(why));
+	if (auth == NULL) {
+		snprintf(err, errlen, "database.password_secret: %s", why);
+		return -1;
+	}
+	rc = secret_access(auth, cfg_str(cfg, CFG_GCS_SECRETMANAGER_ENDPOINT),
+	    cfg_str(cfg, CFG_DB_PASSWORD_SECRET), &secret_pw, why,
+	    sizeof(why));
+	auth_free(auth);
+	if (rc == -1) {
+		snprintf(err, errlen, "database.password_secret: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 PGconn *
 db_connect_quiet(const struct cfg *cfg, const char *purpose, char *err,
     size_t errlen)
@@ -76,6 +115,13 @@ db_connect_quiet(const struct cfg *cfg, const char *purpose, char *err,
 	add(cfg, CFG_DB_NAME, "dbname", have_url, k, v, &n);
 	add(cfg, CFG_DB_USER, "user", have_url, k, v, &n);
 	add(cfg, CFG_DB_PASSWORD, "password", have_url, k, v, &n);
+	if (*cfg_str(cfg, CFG_DB_PASSWORD_SECRET) != '\0' &&
+	    *cfg_str(cfg, CFG_DB_PASSWORD) == '\0') {
+		if (resolve_secret(cfg, err, errlen) == -1)
+			return NULL;
+		k[n] = "password";
+		v[n++] = secret_pw;
+	}
 	add(cfg, CFG_DB_SSLMODE, "sslmode", have_url, k, v, &n);
 	add(cfg, CFG_DB_SSLROOTCERT, "sslrootcert", have_url, k, v, &n);
 	snprintf(appname, sizeof(appname), "%s%s%s",
