@@ -143,3 +143,12 @@ bench-queue: deps-quiet
 
 bench-queue-run: $(BIN)
 	bench/queue/run.sh $(abspath $(BIN))
+
+# Backup benchmark: agent backup vs pg_dump's floor and gzip-6 on a
+# pgbench database (BENCH_SCALE=70, about 1 GB; bench/README.md).
+.PHONY: bench-backup bench-backup-run
+bench-backup: deps-quiet
+	@$(MAKE) --no-print-directory bench-backup-run
+
+bench-backup-run: $(BIN)
+	bench/backup/run.sh $(abspath $(BIN))
