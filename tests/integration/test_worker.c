@@ -544,7 +544,7 @@ Test(worker, bad_input)
  * Runs in a child process until the test ends.
  */
 static int
-http_stub(void)
+http_fixture(void)
 {
 	struct sockaddr_in sa;
 	socklen_t len = sizeof(sa);
@@ -607,7 +607,7 @@ Test(worker, http_handler_status_mapping, .timeout = 60)
 	char *db = migrated_db();
 	char ini[1024], *cfg, *v;
 	PGconn *c = db_open(db);
-	int port = http_stub();
+	int port = http_fixture();
 
 	snprintf(ini, sizeof(ini), "[worker]\nretry_base_ms = 20\nretry_cap_ms = 40\npoll_interval_ms = 50\n"
 	    "[handler.ok]\nkind = http\nurl = http://127.0.0.1:%d/echo\n"
