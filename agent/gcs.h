@@ -115,6 +115,15 @@ int	 gcs_download(struct gcs *, const char *bucket, const char *name,
 int	 gcs_delete(struct gcs *, const char *bucket, const char *name,
 	    int64_t generation, char *err, size_t errlen);
 
+/*
+ * Merge custom metadata (NULL-terminated key, value, ... list) into the
+ * object, only if its live generation is generation.  GCS_EPRECOND: the
+ * object was replaced.
+ */
+int	 gcs_patch_metadata(struct gcs *, const char *bucket, const char *name,
+	    int64_t generation, const char *const *meta, char *err,
+	    size_t errlen);
+
 /* Bit i of *granted is set when perms[i] is granted on bucket (n <= 64). */
 int	 gcs_test_permissions(struct gcs *, const char *bucket,
 	    const char *const *perms, size_t n, uint64_t *granted, char *err,
@@ -157,7 +166,7 @@ int	 gcs_parse_range(const char *value, int64_t *persisted);
 
 /* One HTTP exchange (internal; see gcs.c). */
 struct gcs_req {
-	const char	*method;	/* GET, POST, PUT, DELETE */
+	const char	*method;	/* GET, POST, PUT, PATCH, DELETE */
 	const char	*url;		/* borrowed */
 	const char	*ctype;		/* request Content-Type or NULL */
 	const char	*extra[4];	/* more headers, NULL-terminated */

@@ -467,3 +467,40 @@ out:
 	free(b);
 	return rv;
 }
+
+int
+gcs_patch_metadata(struct gcs *g, const char *bucket, const char *name,
+    int64_t generation, const char *const *meta, char *err, size_t errlen)
+{
+	struct gcs_req	 r = { .method = "PATCH" };
+	json_object	*body = NULL, *md;
+	const char	*text;
+	char		*url, q[64];
+	int		 rv, i;
+
+	md = json_object_new_object();
+	for (i = 0; meta != NULL && meta[i] != NULL && meta[i + 1] != NULL;
+	    i += 2)
+		json_object_object_add(md, meta[i],
+		    json_object_new_string(meta[i + 1]));
+	body = json_object_new_object();
+	json_object_object_add(body, "metadata", md);
+	text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+	snprintf(q, sizeof(q), "ifGenerationMatch=%" PRId64, generation);
+	url = object_url(g, bucket, name, generation ? q : NULL);
+	if (url == NULL) {
+		snprintf(err, errlen, "gcs: out of memory");
+		json_object_put(body);
+		return GCS_ERR;
+	}
+	r.url = url;
+	r.ctype = "application/json";
+	r.body = text;
+	r.body_len = strlen(text);
+	rv = gcs_call(g, &r, "patch", bucket, name, "storage.objects.update",
+	    NULL, err, errlen);
+	gcs_req_reset(&r);
+	free(url);
+	json_object_put(body);
+	return rv;
+}

@@ -260,6 +260,26 @@ rec_text(json_object *rec)
 	    JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
+/* Every field of rec as the object's custom metadata. */
+static int
+patch_record(struct store *st, const char *obj, int64_t gen, json_object *rec,
+    char *err, size_t errlen)
+{
+	const char	*meta[41];
+	int		 n = 0, rc;
+
+	json_object_object_foreach(rec, key, val) {
+		if (n >= 38)
+			break;
+		meta[n++] = key;
+		meta[n++] = json_object_get_string(val);
+	}
+	meta[n] = NULL;
+	rc = gcs_patch_metadata(st->gcs, st->bucket, obj, gen, meta, err,
+	    errlen);
+	return rc == GCS_OK ? 0 : -1;
+}
+
 int
 store_commit(struct store_writer *w, json_object *rec, char *err,
     size_t errlen)
@@ -278,8 +298,12 @@ store_commit(struct store_writer *w, json_object *rec, char *err,
 		w->up = NULL;
 		json_object_object_add(rec, "generation",
 		    json_object_new_int64(info->generation));
-		text = rec_text(rec);
 		full_name(w->st, w->name, obj, sizeof(obj));
+		/* What only the end of the dump knows goes on the object too. */
+		if (patch_record(w->st, obj, info->generation, rec, err,
+		    errlen) == -1)
+			goto out;
+		text = rec_text(rec);
 		strncat(obj, ".json", sizeof(obj) - strlen(obj) - 1);
 		if (gcs_upload_begin(w->st->gcs, w->st->bucket, obj,
 		    "application/json", NULL, w->st->chunk, &up, err,

@@ -1186,6 +1186,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self._op("get", "gcs", bucket, name, lambda: self.h_get(bucket, name))
             if m == "DELETE" and mm.group(1) == "storage":
                 return self._op("delete", "gcs", bucket, name, lambda: self.h_delete(bucket, name))
+            if m == "PATCH" and mm.group(1) == "storage":
+                return self._op("patch", "gcs", bucket, name, lambda: self.h_patch(bucket, name))
             raise gcs_err(405, "Method not allowed", "methodNotAllowed")
         mm = re.fullmatch(r"/storage/v1/b/([^/]+)/iam/testPermissions", p)
         if mm:
@@ -1778,6 +1780,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
             del b.objects[name]
             _unlink(o.path)
         raise Reply(204)
+
+    def h_patch(self, bucket, name):
+        """objects.patch of custom metadata: keys with null are removed."""
+        principal = self._auth("write")
+        pre = parse_preconditions(self._query)
+        body = self._json_body()
+        md = body.get("metadata") if isinstance(body, dict) else None
+        if not isinstance(md, dict):
+            raise gcs_err(400, "Only metadata can be patched here", "invalid")
+        with self.st.lock:
+            b = self._bucket(bucket)
+            self._deny(b, "storage.objects.update", principal, "object")
+            o = b.objects.get(name)
+            if o is None:
+                raise gcs_err(404, "No such object: %s/%s" % (bucket, name), "notFound")
+            check_preconditions(o, pre)
+            for k, v in md.items():
+                if v is None:
+                    o.metadata.pop(str(k), None)
+                else:
+                    o.metadata[str(k)] = v if isinstance(v, str) else json.dumps(v)
+            o.metageneration += 1
+            res = o.resource(self._host(), False)
+        raise json_reply(200, res)
 
     def h_iam(self, bucket):
         self._auth("read")

@@ -125,6 +125,19 @@ Test(backup_gcs, backup_list_restore_with_faults, .timeout = 180)
 			    json_object_get_string(json_object_object_get(rec, "crc32c")));
 			cr_assert_str_eq(json_object_get_string(json_object_object_get(o, "md5Hash")),
 			    json_object_get_string(json_object_object_get(rec, "md5")));
+			/* The object says what it is in its custom metadata. */
+			{
+				json_object *md = json_object_object_get(o, "metadata");
+
+				cr_assert_not_null(md);
+				cr_assert_str_eq(json_object_get_string(json_object_object_get(md, "database")), g.db);
+				cr_assert_str_eq(json_object_get_string(json_object_object_get(md, "raw_bytes")),
+				    json_object_get_string(json_object_object_get(rec, "raw_bytes")));
+				cr_assert_str_eq(json_object_get_string(json_object_object_get(md, "crc32c")),
+				    json_object_get_string(json_object_object_get(rec, "crc32c")));
+				cr_assert_not_null(json_object_object_get(md, "server_version"));
+				cr_assert_not_null(json_object_object_get(md, "duration_ms"));
+			}
 		}
 		cr_assert(found, "object %s not in the bucket", path);
 	}
