@@ -188,10 +188,16 @@ stream_init(struct stream *s, const struct cfg *cfg)
 		ZSTD_CCtx_setParameter(s->zc, ZSTD_c_compressionLevel,
 		    (int)cfg_int(cfg, CFG_B_ZSTD_LEVEL));
 		ZSTD_CCtx_setParameter(s->zc, ZSTD_c_checksumFlag, 1);
-		/* Worker threads when there is more than one core. */
-		if (cores > 1)
+		/*
+		 * Worker threads when there is more than one core, with small
+		 * jobs: each job is buffered in memory, and the default (four
+		 * windows) would take peak RSS past 50 MiB.
+		 */
+		if (cores > 1) {
 			ZSTD_CCtx_setParameter(s->zc, ZSTD_c_nbWorkers,
-			    (int)cores);
+			    (int)(cores - 1));
+			ZSTD_CCtx_setParameter(s->zc, ZSTD_c_jobSize, 1 << 20);
+		}
 	} else if (s->kind == 2) {
 		if (deflateInit2(&s->gz, 6, Z_DEFLATED, 15 + 16, 8,
 		    Z_DEFAULT_STRATEGY) != Z_OK)
