@@ -71,6 +71,16 @@ start_worker(const char *db, const char *cfg, const char *const *args)
 	return spawn_agent(db_env_cfg(db, cfg), NULL, argv);
 }
 
+/* The end of most tests: close, remove the config file, free. */
+static void
+done(char *db, char *cfg, PGconn *c)
+{
+	PQfinish(c);
+	unlink(cfg);
+	free(cfg);
+	free(db);
+}
+
 static void
 assert_exactly_once(PGconn *c)
 {
@@ -118,10 +128,7 @@ Test(worker, four_workers_drain_20k, .timeout = 120)
 	cr_assert_str_eq(v, "4", "workers did not record themselves");
 	free(v);
 	assert_exactly_once(c);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 /* Workers running an exec handler are SIGKILLed and restarted repeatedly. */
@@ -166,10 +173,7 @@ Test(worker, sigkill_chaos, .timeout = 180)
 	cr_assert(atoi(v) > 0, "no lease was ever rescued: the chaos did not bite");
 	free(v);
 	assert_exactly_once(c);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 /* SIGTERM: prefetched tasks go back, running ones finish within grace. */
@@ -199,10 +203,7 @@ Test(worker, sigterm_drain, .timeout = 60)
 	v = db_value(c, "SELECT count(*) FROM task_history WHERE status = 'released'");
 	cr_assert_str_eq(v, "4");
 	free(v);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 /* After grace_seconds a still-running handler is killed and requeued. */
@@ -228,10 +229,7 @@ Test(worker, sigterm_grace_expires, .timeout = 60)
 	v = db_value(c, "SELECT status || ':' || attempt_count FROM tasks");
 	cr_assert_str_eq(v, "queued:0");
 	free(v);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 /* Failures retry with backoff until max_attempts, then fail. */
@@ -267,10 +265,7 @@ Test(worker, retries_with_backoff_then_fails, .timeout = 60)
 	v = db_value(c, "SELECT count(*) FROM task_history WHERE status = 'retry' AND duration_ms IS NOT NULL");
 	cr_assert_str_eq(v, "2");
 	free(v);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 /* A timeout kills the whole process group, not just the direct child. */
@@ -312,10 +307,7 @@ Test(worker, exec_timeout_kills_process_group, .timeout = 60)
 		cr_assert(i < 49, "background child %d survived the timeout: %s", bg, buf);
 	}
 	unlink(pidfile);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 /* stdout must be JSON: invalid output is an error, not a success. */
@@ -340,10 +332,7 @@ Test(worker, exec_result_must_be_json, .timeout = 60)
 	    "(result->'change_event'->>'n') || ':' || (result->>'attempt') FROM tasks WHERE task_id = 'p1'");
 	cr_assert_str_eq(v, "finished:p1:1:1");
 	free(v);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 /* A seed-style INSERT wakes an idle worker through NOTIFY, not polling. */
@@ -364,10 +353,7 @@ Test(worker, notify_wakes_idle_worker, .timeout = 60)
 	    "the insert did not wake the worker");
 	kill(pid, SIGTERM);
 	cr_assert_eq(wait_agent(pid), 0);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 /* listen = off (behind a transaction pooler): polling still finds work. */
@@ -385,10 +371,7 @@ Test(worker, poll_fallback_without_listen, .timeout = 60)
 	cr_assert(wait_value(c, "SELECT count(*) FROM tasks WHERE status = 'finished'", "5", 5000));
 	kill(pid, SIGTERM);
 	cr_assert_eq(wait_agent(pid), 0);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 /* A task type no worker serves stays queued; it is never reported done. */
@@ -405,10 +388,7 @@ Test(worker, unserved_type_stays_queued, .timeout = 60)
 	v = db_value(c, "SELECT string_agg(task_type || ':' || status, ',' ORDER BY task_id) FROM tasks");
 	cr_assert_str_eq(v, "mystery:queued,mystery:queued,noop:finished,noop:finished,noop:finished");
 	free(v);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 /* A running task whose cancel is requested is stopped and recorded. */
@@ -428,10 +408,7 @@ Test(worker, cancel_running_task, .timeout = 60)
 	cr_assert(wait_value(c, "SELECT count(*) FROM task_history WHERE status = 'cancelled'", "1", 2000));
 	kill(pid, SIGTERM);
 	cr_assert_eq(wait_agent(pid), 0);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 /* A completion after the lease was lost and the task rescued is refused. */
@@ -461,10 +438,7 @@ Test(worker, lost_lease_result_is_discarded, .timeout = 60)
 	free(v);
 	kill(pid, SIGTERM);
 	cr_assert_eq(wait_agent(pid), 0);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 /* SIGHUP reloads handlers; a broken file keeps the running configuration. */
@@ -496,10 +470,7 @@ Test(worker, sighup_reload, .timeout = 60)
 	    "a bad reload broke the running configuration");
 	kill(pid, SIGTERM);
 	cr_assert_eq(wait_agent(pid), 0);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 Test(worker, bad_input)
@@ -641,10 +612,7 @@ Test(worker, http_handler_status_mapping, .timeout = 60)
 	v = db_value(c, "SELECT error FROM tasks WHERE task_type = 'notjson'");
 	cr_assert(strstr(v, "HTTP 200 but the response output is not a single JSON value") != NULL, "%s", v);
 	free(v);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
 
 /* Under systemd (Type=notify): READY, STATUS, WATCHDOG and STOPPING. */
@@ -736,8 +704,5 @@ Test(worker, notify_never_lost, .timeout = 60)
 	}
 	kill(pid, SIGTERM);
 	cr_assert_eq(wait_agent(pid), 0);
-	PQfinish(c);
-	unlink(cfg);
-	free(cfg);
-	free(db);
+	done(db, cfg, c);
 }
