@@ -32,35 +32,14 @@ static const char cancel_started_sql[] =
 static int
 cancel_run(struct agent *a, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ NULL, 0, NULL, 0 },
-	};
-	struct cfg	*cfg;
 	PGconn		*conn = NULL;
 	PGresult	*row = NULL, *res = NULL;
 	const char	*id, *status, *worker;
-	int		 rc, ch, started;
+	int		 rc, started;
 
-	optind = 0;
-	opterr = 0;
-	ch = getopt_long(argc, argv, ":", longopts, NULL);
-	if (ch != -1)
-		return queue_bad_option(&cmd_cancel, ch, argv);
-	if (optind == argc)
-		return cmd_usage_error(&cmd_cancel, "expected a task id");
-	if (optind + 1 < argc)
-		return cmd_usage_error(&cmd_cancel, "unexpected argument '%s'",
-		    argv[optind + 1]);
-	id = argv[optind];
-	rc = agent_cfg(a, &cfg);
+	rc = queue_one_task(a, &cmd_cancel, argc, argv, &id, &conn, &row);
 	if (rc != EX_OK)
 		return rc;
-	conn = db_connect(cfg, "cancel");
-	if (conn == NULL)
-		return EX_UNAVAILABLE;
-	rc = queue_lock_task(conn, id, "cancel", &row);
-	if (rc != EX_OK)
-		goto out;
 	status = PQgetvalue(row, 0, 0);
 	worker = PQgetisnull(row, 0, 1) ? "(unknown)" : PQgetvalue(row, 0, 1);
 	started = strcmp(status, "started") == 0;

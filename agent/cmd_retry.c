@@ -27,35 +27,14 @@ static const char retry_sql[] =
 static int
 retry_run(struct agent *a, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ NULL, 0, NULL, 0 },
-	};
-	struct cfg	*cfg;
 	PGconn		*conn = NULL;
 	PGresult	*row = NULL, *res = NULL;
 	const char	*id, *status;
-	int		 rc, ch;
+	int		 rc;
 
-	optind = 0;
-	opterr = 0;
-	ch = getopt_long(argc, argv, ":", longopts, NULL);
-	if (ch != -1)
-		return queue_bad_option(&cmd_retry, ch, argv);
-	if (optind == argc)
-		return cmd_usage_error(&cmd_retry, "expected a task id");
-	if (optind + 1 < argc)
-		return cmd_usage_error(&cmd_retry, "unexpected argument '%s'",
-		    argv[optind + 1]);
-	id = argv[optind];
-	rc = agent_cfg(a, &cfg);
+	rc = queue_one_task(a, &cmd_retry, argc, argv, &id, &conn, &row);
 	if (rc != EX_OK)
 		return rc;
-	conn = db_connect(cfg, "retry");
-	if (conn == NULL)
-		return EX_UNAVAILABLE;
-	rc = queue_lock_task(conn, id, "retry", &row);
-	if (rc != EX_OK)
-		goto out;
 	status = PQgetvalue(row, 0, 0);
 	rc = EX_DATAERR;
 	if (strcmp(status, "queued") == 0) {

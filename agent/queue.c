@@ -685,3 +685,40 @@ queue_bad_option(const struct cmd *c, int ch, char **argv)
 		return cmd_usage_error(c, "unknown option '-%c'", optopt);
 	return cmd_usage_error(c, "unknown option '%s'", arg);
 }
+
+int
+queue_one_task(struct agent *a, const struct cmd *c, int argc, char **argv,
+    const char **id, PGconn **conn, PGresult **row)
+{
+	static const struct option longopts[] = {
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cfg	*cfg;
+	int		 rc, ch;
+
+	*conn = NULL;
+	*row = NULL;
+	optind = 0;
+	opterr = 0;
+	ch = getopt_long(argc, argv, ":", longopts, NULL);
+	if (ch != -1)
+		return queue_bad_option(c, ch, argv);
+	if (optind == argc)
+		return cmd_usage_error(c, "expected a task id");
+	if (optind + 1 < argc)
+		return cmd_usage_error(c, "unexpected argument '%s'",
+		    argv[optind + 1]);
+	*id = argv[optind];
+	rc = agent_cfg(a, &cfg);
+	if (rc != EX_OK)
+		return rc;
+	*conn = db_connect(cfg, c->name);
+	if (*conn == NULL)
+		return EX_UNAVAILABLE;
+	rc = queue_lock_task(*conn, *id, c->name, row);
+	if (rc != EX_OK) {
+		PQfinish(*conn);
+		*conn = NULL;
+	}
+	return rc;
+}

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+struct agent;
 struct cmd;
 struct json_object;
 
@@ -160,6 +161,16 @@ int		 queue_fail(PGconn *, const PGresult *res, const char *what);
 
 /* Roll back the open transaction, if any, while the connection is up. */
 void		 queue_rollback(PGconn *);
+
+/*
+ * The start of a command that acts on one task ("cancel ID"): check the
+ * arguments, connect (purpose = c->name) and lock the task row as
+ * queue_lock_task does.  On EX_OK *id is borrowed from argv and *conn and
+ * *row are owned by the caller; otherwise the error was reported and
+ * nothing is left to free.
+ */
+int	 queue_one_task(struct agent *a, const struct cmd *c, int argc,
+	    char **argv, const char **id, PGconn **conn, PGresult **row);
 
 /*
  * Begin a transaction and lock the row of task id (borrowed).  Returns 0
