@@ -338,6 +338,8 @@ pump(const struct cfg *cfg, PGconn *conn, struct stream *s, char *err,
 		pid = -1;
 		goto out;
 	}
+	/* A larger pipe means fewer wake-ups between pg_dump and us. */
+	(void)fcntl(out[0], F_SETPIPE_SZ, 1 << 20);
 	while (out[0] != -1 || er[0] != -1) {
 		pfd[0].fd = out[0];
 		pfd[0].events = POLLIN;
