@@ -4,6 +4,7 @@
  * truncated object, and an unreachable service.
  */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,17 +181,36 @@ Test(backup_gcs, prune_and_truncated_object, .timeout = 180)
 	cr_assert_eq(json_object_array_length(arr), 2, "%s", r.out);
 	run_free(&r);
 
-	/* Replace the newest object with a truncated copy. */
+	/* Replace the newest object with a truncated copy that keeps its
+	 * generation and its record, as silent damage would. */
 	snprintf(path, sizeof(path), "/_fake/object/backups/pg/%s",
 	    json_object_get_string(json_object_object_get(json_object_array_get_idx(arr, 1), "name")));
 	st = fake_get(&g.f, path, &body);
 	cr_assert_eq(st, 200);
 	{
-		char url[700];
+		char url[8192], *objs_text, *esc;
+		json_object *objs, *items, *md = NULL;
+		CURL *cu = curl_easy_init();
 
-		snprintf(url, sizeof(url), "%s?keepGeneration=1", path);
+		cr_assert_eq(fake_get(&g.f, "/_fake/objects/backups", &objs_text), 200);
+		objs = json_tokener_parse(objs_text);
+		items = json_object_object_get(objs, "items");
+		for (size_t i = 0; i < json_object_array_length(items); i++) {
+			json_object *o = json_object_array_get_idx(items, i);
+
+			if (strcmp(json_object_get_string(json_object_object_get(o, "name")),
+			    path + strlen("/_fake/object/backups/")) == 0)
+				md = json_object_object_get(o, "metadata");
+		}
+		cr_assert_not_null(md);
+		esc = curl_easy_escape(cu, json_object_to_json_string(md), 0);
+		snprintf(url, sizeof(url), "%s?keepGeneration=1&metadata=%s", path, esc);
+		curl_free(esc);
+		curl_easy_cleanup(cu);
 		body[100] = '\0';
 		free(fake_post(&g.f, url, body));
+		json_object_put(objs);
+		free(objs_text);
 	}
 	free(body);
 	cr_assert_eq(agent(&g, &r, (const char *[]){ "backup", "verify", NULL }), 65, "%s%s", r.out, r.err);
