@@ -38,8 +38,9 @@ int	backup_list(const struct cfg *, FILE *out, int json);
 
 /*
  * Delete backups beyond the retention: the newest [backup] keep_last are
- * kept, and so is every backup younger than keep_days; the newest is never
- * deleted.  With dry_run only say what would go.  Returns a sysexits code.
+ * kept, and so is every backup younger than keep_days (0: off); the
+ * newest is never deleted.  With dry_run only say what would go.  Returns
+ * a sysexits code.
  */
 int	backup_prune(const struct cfg *, int dry_run, FILE *out);
 

@@ -101,7 +101,7 @@ static const struct cfg_key keys[CFG_NKEYS] = {
 	    0, NULL, NULL, NULL, 0 },
 	[CFG_B_KEEP_LAST] = { "backup", "keep_last", T_INT, "7", 1, 100000,
 	    NULL, NULL, NULL, 0 },
-	[CFG_B_KEEP_DAYS] = { "backup", "keep_days", T_INT, "14", 0, 36500,
+	[CFG_B_KEEP_DAYS] = { "backup", "keep_days", T_INT, "0", 0, 36500,
 	    NULL, NULL, NULL, 0 },
 	[CFG_B_CHUNK_KIB] = { "backup", "chunk_kib", T_INT, "8192", 256,
 	    1048576, NULL, NULL, NULL, 0 },

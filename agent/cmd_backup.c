@@ -66,7 +66,7 @@ const struct cmd cmd_backup = {
 	"success are recorded in [agent] state_dir/backup-state.json.\n"
 	"list: the backups at the target, oldest first.\n"
 	"prune: delete backups beyond [backup] keep_last that are also older "
-	"than keep_days; the newest is never deleted.\n"
+	"than keep_days (when set); the newest is never deleted.\n"
 	"verify: compare the stored bytes with the record (size, CRC32C, MD5), "
 	"decompress them and have pg_restore read every block (exit 65 when "
 	"the backup is damaged); --restore also restores it into a scratch "
