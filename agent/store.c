@@ -285,7 +285,10 @@ store_commit(struct store_writer *w, json_object *rec, char *err,
     size_t errlen)
 {
 	struct gcs_object	*info = NULL;
+	struct gcs_upload	*up = NULL;
+	const char		*text;
 	char			 obj[1400], side[2800], dir[2700], *slash;
+	char			 why[512];
 	int			 rc = -1, dfd;
 
 	if (w->up != NULL) {
@@ -294,14 +297,32 @@ store_commit(struct store_writer *w, json_object *rec, char *err,
 			goto out;
 		}
 		w->up = NULL;
+		json_object_object_add(rec, "generation",
+		    json_object_new_int64(info->generation));
 		full_name(w->st, w->name, obj, sizeof(obj));
 		/*
-		 * What only the end of the dump knows goes on the object as
-		 * custom metadata: the bucket listing is the catalogue, and an
-		 * object without its record is not a backup.
+		 * The object's metadata gets the whole record too, for people
+		 * browsing the bucket.  Best effort: the NAME.json record
+		 * object below is what list, verify and prune read, so a
+		 * service without objects.patch still works.
 		 */
-		if (patch_record(w->st, obj, info->generation, rec, err,
-		    errlen) == -1)
+		if (patch_record(w->st, obj, info->generation, rec, why,
+		    sizeof(why)) == -1)
+			log_warnx("store: the record could not be added to the "
+			    "metadata of gs://%s/%s (%s); the record object "
+			    "has it", w->st->bucket, obj, why);
+		text = rec_text(rec);
+		strncat(obj, ".json", sizeof(obj) - strlen(obj) - 1);
+		if (gcs_upload_begin(w->st->gcs, w->st->bucket, obj,
+		    "application/json", NULL, w->st->chunk, &up, err,
+		    errlen) != GCS_OK)
+			goto out;
+		if (gcs_upload_write(up, text, strlen(text), err, errlen) !=
+		    GCS_OK) {
+			gcs_upload_abort(up);
+			goto out;
+		}
+		if (gcs_upload_finish(up, NULL, err, errlen) != GCS_OK)
 			goto out;
 		rc = 0;
 		goto out;
@@ -402,45 +423,94 @@ walk(const char *dir, json_object *arr)
 	closedir(d);
 }
 
-/* A listed object that carries a complete record becomes a record. */
+struct collect {
+	json_object	*names;
+};
+
 static int
 collect_cb(void *arg, const struct gcs_object *obj)
 {
-	json_object	*arr = arg, *rec;
+	struct collect	*c = arg;
+	size_t		 len = strlen(obj->name);
 
-	if (obj->metadata == NULL ||
-	    json_object_object_get(obj->metadata, "name") == NULL ||
-	    json_object_object_get(obj->metadata, "crc32c") == NULL)
-		return 0;
-	rec = json_object_new_object();
-	json_object_object_foreach(obj->metadata, key, val)
-		json_object_object_add(rec, key, json_object_get(val));
-	json_object_object_add(rec, "generation",
-	    json_object_new_int64(obj->generation));
-	json_object_array_add(arr, rec);
+	if (len > 5 && strcmp(obj->name + len - 5, ".json") == 0 &&
+	    strstr(obj->name, ".dump") != NULL)
+		json_object_array_add(c->names,
+		    json_object_new_string(obj->name));
+	return 0;
+}
+
+struct membuf {
+	char	*buf;
+	size_t	 len;
+};
+
+static int
+mem_cb(void *arg, const void *buf, size_t len)
+{
+	struct membuf	*m = arg;
+	char		*nb;
+
+	if (m->len + len > 1024 * 1024)
+		return -1;	/* no record is that large */
+	nb = realloc(m->buf, m->len + len + 1);
+	if (nb == NULL)
+		return -1;
+	m->buf = nb;
+	memcpy(m->buf + m->len, buf, len);
+	m->len += len;
+	m->buf[m->len] = '\0';
 	return 0;
 }
 
 json_object *
 store_records(struct store *st, char *err, size_t errlen)
 {
-	json_object	*arr;
+	struct collect	 c;
+	struct membuf	 m;
+	json_object	*arr, *o;
+	const char	*name;
 	char		 prefix[800];
+	size_t		 i;
 
 	arr = json_object_new_array();
-	if (st->kind == STORE_FILE)
+	if (st->kind == STORE_FILE) {
 		walk(st->dir, arr);
-	else {
-		snprintf(prefix, sizeof(prefix), "%s%s", st->prefix,
-		    st->prefix[0] ? "/" : "");
-		if (gcs_list(st->gcs, st->bucket, prefix[0] ? prefix : NULL,
-		    collect_cb, arr, err, errlen) != GCS_OK) {
-			json_object_put(arr);
-			return NULL;
-		}
+		json_object_array_sort(arr, cmp_names);
+		return arr;
 	}
+	c.names = json_object_new_array();
+	snprintf(prefix, sizeof(prefix), "%s%s", st->prefix,
+	    st->prefix[0] ? "/" : "");
+	if (gcs_list(st->gcs, st->bucket, prefix[0] ? prefix : NULL,
+	    collect_cb, &c, err, errlen) != GCS_OK)
+		goto fail;
+	for (i = 0; i < json_object_array_length(c.names); i++) {
+		name = json_object_get_string(json_object_array_get_idx(c.names,
+		    i));
+		memset(&m, 0, sizeof(m));
+		if (gcs_download(st->gcs, st->bucket, name, 0, mem_cb, &m, NULL,
+		    err, errlen) != GCS_OK) {
+			free(m.buf);
+			goto fail;
+		}
+		o = m.buf ? json_tokener_parse(m.buf) : NULL;
+		free(m.buf);
+		if (o == NULL || json_object_object_get(o, "name") == NULL) {
+			log_warnx("store: %s is not a backup record; ignored",
+			    name);
+			json_object_put(o);
+			continue;
+		}
+		json_object_array_add(arr, o);
+	}
+	json_object_put(c.names);
 	json_object_array_sort(arr, cmp_names);
 	return arr;
+fail:
+	json_object_put(c.names);
+	json_object_put(arr);
+	return NULL;
 }
 
 static const char *
@@ -500,6 +570,11 @@ store_delete(struct store *st, json_object *rec, char *err, size_t errlen)
 	int		 r;
 
 	if (st->kind == STORE_GCS) {
+		full_name(st, rec_name(rec), obj, sizeof(obj));
+		strncat(obj, ".json", sizeof(obj) - strlen(obj) - 1);
+		r = gcs_delete(st->gcs, st->bucket, obj, 0, err, errlen);
+		if (r != GCS_OK && r != GCS_ENOTFOUND)
+			return -1;
 		full_name(st, rec_name(rec), obj, sizeof(obj));
 		g = json_object_object_get(rec, "generation");
 		r = gcs_delete(st->gcs, st->bucket, obj, g ?

@@ -2,10 +2,9 @@
  * store.h - where backups live: a local directory (file:///DIR) or a
  * Cloud Storage bucket (gs://BUCKET/PREFIX), behind one interface.
  *
- * Each backup is an object NAME with its record (database, versions,
- * sizes, compression, checksums, duration): in a directory a NAME.json
- * file beside it, in a bucket the object's custom metadata.  The records,
- * listed from the target itself, are the catalogue of record.
+ * Each backup is an object NAME plus a record NAME.json (database,
+ * versions, sizes, compression, checksums, duration, generation); the
+ * records, listed from the target itself, are the catalogue of record.
  */
 #ifndef STORE_H
 #define STORE_H
@@ -40,9 +39,9 @@ struct store_writer *store_create(struct store *, const char *name,
 int		 store_write(struct store_writer *, const void *buf, size_t len,
 		    char *err, size_t errlen);
 /*
- * Make the object durable and visible, then store rec (borrowed) with it.
- * Frees the writer in every case.  0, or -1 with err (nothing was
- * published).
+ * Make the object durable and visible, then store rec (borrowed; its
+ * "generation" is set for Cloud Storage) as NAME.json.  Frees the writer
+ * in every case.  0, or -1 with err (nothing was published).
  */
 int		 store_commit(struct store_writer *, json_object *rec, char *err,
 		    size_t errlen);
@@ -60,9 +59,8 @@ int		 store_read(struct store *, json_object *rec, store_read_fn fn,
 		    void *arg, char *err, size_t errlen);
 
 /*
- * Delete the backup of rec: in a directory its record first, then the
- * file; in a bucket the object, only if it is still the generation listed.
- * 0, or -1 with err.
+ * Delete the backup of rec: its record first, then the object (on Cloud
+ * Storage only if it is still the generation recorded).  0, or -1 with err.
  */
 int		 store_delete(struct store *, json_object *rec, char *err,
 		    size_t errlen);
