@@ -252,33 +252,18 @@ static void
 record_state(const struct cfg *cfg, const struct backup_info *b, int ok,
     const char *error)
 {
-	char		 path[4200], err[512];
-	json_object	*st, *att;
+	char		 err[512];
+	json_object	*att;
 
-	snprintf(path, sizeof(path), "%s/backup-state.json",
-	    cfg_str(cfg, CFG_AGENT_STATE_DIR));
-	st = json_object_from_file(path);
-	if (st == NULL || !json_object_is_type(st, json_type_object)) {
-		json_object_put(st);
-		st = json_object_new_object();
-	}
 	att = info_json(b);
-	json_object_object_add(att, "ok", json_object_new_boolean(ok));
 	if (error != NULL)
 		json_object_object_add(att, "error",
 		    json_object_new_string(error));
-	if (ok)
-		json_object_object_add(st, "last_success",
-		    json_object_get(att));
-	json_object_object_add(st, "last_attempt", att);
-	if (store_mkdirs(cfg_str(cfg, CFG_AGENT_STATE_DIR)) == -1 ||
-	    store_write_atomic(path, json_object_to_json_string_ext(st,
-	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), err,
-	    sizeof(err)) == -1)
-		log_warnx("backup: cannot record the state in %s (%s); doctor "
-		    "will not see this backup: fix [agent] state_dir", path,
-		    strerror(errno));
-	json_object_put(st);
+	if (store_state_record(cfg_str(cfg, CFG_AGENT_STATE_DIR),
+	    "backup-state.json", att, ok, err, sizeof(err)) == -1)
+		log_warnx("backup: cannot record the state (%s); doctor will "
+		    "not see this backup: fix [agent] state_dir", err);
+	json_object_put(att);
 }
 
 static long

@@ -25,6 +25,8 @@ static const struct cmd *const cmds[] = {
 	&cmd_cancel,
 	&cmd_retry,
 	&cmd_reset_stuck,
+	&cmd_doctor,
+	&cmd_metrics,
 	&cmd_help,
 	&cmd_version,
 };

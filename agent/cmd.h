@@ -49,6 +49,8 @@ int	cmd_usage_error(const struct cmd *, const char *fmt, ...)
 extern const struct cmd cmd_cancel;
 extern const struct cmd cmd_backup;
 extern const struct cmd cmd_config;
+extern const struct cmd cmd_doctor;
+extern const struct cmd cmd_metrics;
 extern const struct cmd cmd_restore;
 extern const struct cmd cmd_enqueue;
 extern const struct cmd cmd_help;

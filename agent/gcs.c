@@ -160,6 +160,7 @@ gcs_req_reset(struct gcs_req *r)
 	r->hash_crc[0] = r->hash_md5[0] = '\0';
 	r->xgen = 0;
 	r->stored_len = -1;
+	r->date = 0;
 	r->cerr[0] = '\0';
 	r->sink_stop = 0;
 }
@@ -244,6 +245,8 @@ on_header(char *data, size_t size, size_t n, void *arg)
 	else if (klen == 28 && strncasecmp(data,
 	    "x-goog-stored-content-length", 28) == 0)
 		r->stored_len = strtoll(v, NULL, 10);
+	else if (klen == 4 && strncasecmp(data, "date", 4) == 0)
+		r->date = curl_getdate(v, NULL);
 	free(v);
 	return len;
 }
@@ -336,6 +339,8 @@ gcs_perform(struct gcs *g, struct gcs_req *r)
 		r->status = 0;
 		goto out;
 	}
+	if (r->date > 0)
+		g->last_date = r->date;
 	rv = 0;
 out:
 	curl_slist_free_all(hd);

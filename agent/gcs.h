@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define GCS_ENDPOINT		"https://storage.googleapis.com"
 #define GCS_CHUNK_GRAIN		(256 * 1024)	/* chunks are multiples */
@@ -47,6 +48,7 @@ struct gcs {
 	long		 low_speed_limit, low_speed_time;
 	long		 connect_timeout_ms;
 	int		 page_size;	/* list maxResults; 0: server's */
+	time_t		 last_date;	/* Date of the last answer; clock skew */
 };
 
 /* One object's resource.  Owned by whoever the function says. */
@@ -184,6 +186,7 @@ struct gcs_req {
 	char		 hash_crc[16], hash_md5[32];	/* x-goog-hash */
 	int64_t		 xgen;		/* x-goog-generation, 0 if none */
 	int64_t		 stored_len;	/* x-goog-stored-content-length, -1 */
+	time_t		 date;		/* Date header, 0 if none */
 	char		 cerr[256];	/* transport error text */
 	int		 sink_stop;	/* the sink asked to stop */
 };

@@ -120,9 +120,12 @@ out:
 	return n;
 }
 
-/* Refuse when an applied migration is unknown or was edited afterwards. */
+/*
+ * Refuse when an applied migration is unknown or was edited afterwards;
+ * -1 with err saying which and what to do.
+ */
 static int
-check_drift(const struct applied *a, int n)
+check_drift(const struct applied *a, int n, char *err, size_t errlen)
 {
 	const struct migration	*m;
 	char			 sum[65];
@@ -131,20 +134,20 @@ check_drift(const struct applied *a, int n)
 	for (i = 0; i < n; i++) {
 		m = find_migration(a[i].version);
 		if (m == NULL) {
-			log_errx("schema: the database has migration %04d_%s "
-			    "applied, which this agent (%s) does not know; a "
-			    "newer agent applied it: upgrade orchestrator-agent "
-			    "on this host", a[i].version, a[i].name,
-			    AGENT_VERSION);
+			snprintf(err, errlen, "the database has migration "
+			    "%04d_%s applied, which this agent (%s) does not "
+			    "know; a newer agent applied it: upgrade "
+			    "orchestrator-agent on this host", a[i].version,
+			    a[i].name, AGENT_VERSION);
 			return -1;
 		}
 		migrate_checksum(m, sum);
 		if (strcmp(sum, a[i].checksum) != 0) {
-			log_errx("schema: migration %s was applied with checksum "
-			    "%.12s but this agent's copy has %.12s: the file was "
-			    "edited after it was applied; restore the original "
-			    "and put the change in a new migration", m->file,
-			    a[i].checksum, sum);
+			snprintf(err, errlen, "migration %s was applied with "
+			    "checksum %.12s but this agent's copy has %.12s: the "
+			    "file was edited after it was applied; restore the "
+			    "original and put the change in a new migration",
+			    m->file, a[i].checksum, sum);
 			return -1;
 		}
 	}
@@ -163,16 +166,19 @@ is_applied(const struct applied *a, int n, int version)
 }
 
 int
-migrate_pending(PGconn *conn)
+migrate_check(PGconn *conn, char *err, size_t errlen)
 {
 	struct applied	*a = NULL;
 	int		 n, pending = 0;
 	size_t		 i;
 
 	n = load_applied(conn, &a);
-	if (n == -1)
+	if (n == -1) {
+		snprintf(err, errlen, "cannot read schema_migrations: %s",
+		    PQerrorMessage(conn));
 		return -1;
-	if (check_drift(a, n) == -1) {
+	}
+	if (check_drift(a, n, err, errlen) == -1) {
 		free(a);
 		return -1;
 	}
@@ -181,6 +187,18 @@ migrate_pending(PGconn *conn)
 			pending++;
 	free(a);
 	return pending;
+}
+
+int
+migrate_pending(PGconn *conn)
+{
+	char	err[512];
+	int	n;
+
+	n = migrate_check(conn, err, sizeof(err));
+	if (n == -1)
+		log_errx("schema: %s", err);
+	return n;
 }
 
 /* Line of the failing statement inside a migration, from the error position. */
@@ -271,6 +289,7 @@ migrate_apply(PGconn *conn, FILE *out)
 	struct applied	*a = NULL;
 	int		 n, rc = EX_SOFTWARE, locked = 0, done = 0, top = 0;
 	size_t		 i;
+	char		 derr[512];
 
 	PQsetNoticeProcessor(conn, notice_debug, NULL);
 	/* Wait generously for another agent that is applying migrations. */
@@ -292,7 +311,8 @@ migrate_apply(PGconn *conn, FILE *out)
 	n = load_applied(conn, &a);
 	if (n == -1)
 		goto out;
-	if (check_drift(a, n) == -1) {
+	if (check_drift(a, n, derr, sizeof(derr)) == -1) {
+		log_errx("schema: %s", derr);
 		rc = EX_DATAERR;
 		goto out;
 	}

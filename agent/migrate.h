@@ -39,5 +39,7 @@ int	migrate_status(struct pg_conn *, FILE *out, int json);
 
 /* Number of pending migrations, or -1 with an error logged (drift too). */
 int	migrate_pending(struct pg_conn *);
+/* The same without logging: -1 with err filled. */
+int	migrate_check(struct pg_conn *, char *err, size_t errlen);
 
 #endif

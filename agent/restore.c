@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
+#include <time.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -415,6 +416,31 @@ row_counts(PGconn *c, FILE *out)
 	return 0;
 }
 
+/* Remember the verify for doctor and metrics (verify-state.json). */
+static void
+record_verify(const struct cfg *cfg, json_object *rec, int restored,
+    const char *error)
+{
+	json_object	*att = json_object_new_object();
+	char		 when[32], err[512];
+	time_t		 now = time(NULL);
+
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+	json_object_object_add(att, "name",
+	    json_object_new_string(rec_str(rec, "name")));
+	json_object_object_add(att, "verified_at", json_object_new_string(when));
+	json_object_object_add(att, "restored",
+	    json_object_new_boolean(restored));
+	if (error != NULL)
+		json_object_object_add(att, "error",
+		    json_object_new_string(error));
+	if (store_state_record(cfg_str(cfg, CFG_AGENT_STATE_DIR),
+	    "verify-state.json", att, error == NULL, err, sizeof(err)) == -1)
+		log_warnx("verify: cannot record the state (%s); doctor will "
+		    "not see this verify: fix [agent] state_dir", err);
+	json_object_put(att);
+}
+
 int
 restore_verify(const struct cfg *cfg, const char *which, int do_restore,
     FILE *out)
@@ -478,6 +504,7 @@ restore_verify(const struct cfg *cfg, const char *which, int do_restore,
 	}
 	(void)db_ddl(conn, "DROP", name, " WITH (FORCE)");
 done:
+	record_verify(cfg, rec, do_restore, rc == EX_OK ? NULL : err);
 	if (rc == EX_OK)
 		fprintf(out, "verify: %s is good: %s bytes, crc32c %s, md5 %s "
 		    "match the record and pg_restore read every block\n",

@@ -231,6 +231,13 @@ store_write(struct store_writer *w, const void *buf, size_t len, char *err,
 int
 store_write_atomic(const char *path, const char *text, char *err, size_t errlen)
 {
+	return store_write_file(path, text, 0600, err, errlen);
+}
+
+int
+store_write_file(const char *path, const char *text, int mode, char *err,
+    size_t errlen)
+{
 	char	tmp[2800];
 	size_t	len = strlen(text);
 	int	fd, rc = -1;
@@ -241,7 +248,9 @@ store_write_atomic(const char *path, const char *text, char *err, size_t errlen)
 		snprintf(err, errlen, "%.800s: %s", tmp, strerror(errno));
 		return -1;
 	}
-	if (write(fd, text, len) != (ssize_t)len || fsync(fd) == -1)
+	/* fchmod: the umask must not narrow what readers need. */
+	if (fchmod(fd, (mode_t)mode) == -1 || write(fd, text, len) !=
+	    (ssize_t)len || fsync(fd) == -1)
 		snprintf(err, errlen, "%.800s: %s", tmp, strerror(errno));
 	else if (rename(tmp, path) == -1)
 		snprintf(err, errlen, "%.800s: %s", path, strerror(errno));
@@ -597,4 +606,74 @@ store_delete(struct store *st, json_object *rec, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+const char *const store_perms[STORE_NPERMS] = {
+	"storage.objects.create", "storage.objects.get",
+	"storage.objects.list", "storage.objects.delete",
+};
+
+int
+store_is_remote(const struct store *st)
+{
+	return st->kind == STORE_GCS;
+}
+
+int
+store_probe(struct store *st, unsigned *granted, time_t *server_time,
+    char *err, size_t errlen)
+{
+	uint64_t	bits = 0;
+	unsigned	all = (1u << STORE_NPERMS) - 1;
+
+	*granted = 0;
+	*server_time = 0;
+	if (st->kind == STORE_FILE) {
+		/* What backup, list, verify and prune do to a directory. */
+		if (access(st->dir, R_OK | W_OK | X_OK) == -1) {
+			snprintf(err, errlen, "%s: %s", st->dir,
+			    strerror(errno));
+			return -1;
+		}
+		*granted = all;
+		return 0;
+	}
+	st->gcs->last_date = 0;
+	if (gcs_test_permissions(st->gcs, st->bucket, store_perms,
+	    STORE_NPERMS, &bits, err, errlen) != GCS_OK)
+		return -1;
+	*granted = (unsigned)bits & all;
+	*server_time = st->gcs->last_date;
+	return 0;
+}
+
+int
+store_state_record(const char *dir, const char *file, json_object *att,
+    int ok, char *err, size_t errlen)
+{
+	char		 path[4200];
+	json_object	*st;
+	int		 rv = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	st = json_object_from_file(path);
+	if (st == NULL || !json_object_is_type(st, json_type_object)) {
+		json_object_put(st);
+		st = json_object_new_object();
+	}
+	json_object_object_add(att, "ok", json_object_new_boolean(ok));
+	if (ok)
+		json_object_object_add(st, "last_success",
+		    json_object_get(att));
+	json_object_object_add(st, "last_attempt", json_object_get(att));
+	if (store_mkdirs(dir) == -1) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	rv = store_write_atomic(path, json_object_to_json_string_ext(st,
+	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), err,
+	    errlen);
+out:
+	json_object_put(st);
+	return rv;
 }

@@ -11,6 +11,7 @@
 
 #include <json-c/json.h>
 #include <stddef.h>
+#include <time.h>
 
 struct cfg;
 struct store;
@@ -65,9 +66,37 @@ int		 store_read(struct store *, json_object *rec, store_read_fn fn,
 int		 store_delete(struct store *, json_object *rec, char *err,
 		    size_t errlen);
 
+/* The object permissions the agent needs on a bucket. */
+#define STORE_NPERMS	4
+extern const char *const store_perms[STORE_NPERMS];
+
+/* Is the target a Cloud Storage bucket (1) or a directory (0)? */
+int		 store_is_remote(const struct store *);
+/*
+ * Can the agent use the target?  A bucket: testIamPermissions for
+ * store_perms (*granted: bit i set when store_perms[i] is granted) and the
+ * service's clock from its Date header (*server_time, 0 if none).  A
+ * directory: all bits when it is readable and writable.  0, or -1 with
+ * err filled.
+ */
+int		 store_probe(struct store *, unsigned *granted,
+		    time_t *server_time, char *err, size_t errlen);
+
+/*
+ * Record an attempt in the state file DIR/FILE that doctor and metrics
+ * read: att (borrowed; "ok" is added) becomes "last_attempt", and also
+ * "last_success" when ok; the previous success is kept on failure.  The
+ * file is replaced atomically.  0, or -1 with err filled.
+ */
+int		 store_state_record(const char *dir, const char *file,
+		    json_object *att, int ok, char *err, size_t errlen);
+
 /* Helpers also used for the state file. */
 int		 store_mkdirs(const char *path);
 int		 store_write_atomic(const char *path, const char *text,
+		    char *err, size_t errlen);
+/* The same with the file's mode (store_write_atomic: 0600). */
+int		 store_write_file(const char *path, const char *text, int mode,
 		    char *err, size_t errlen);
 
 #endif

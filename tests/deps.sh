@@ -9,7 +9,8 @@ pkgs=(
 	libcurl4-openssl-dev libsystemd-dev libzstd-dev zlib1g-dev
 	libcriterion-dev
 	postgresql-15 postgresql-client-15
-	python3 python3-crcmod python3-cryptography
+	python3 python3-crcmod python3-cryptography python3-jsonschema
+	python3-prometheus-client
 )
 
 missing=()
