@@ -50,6 +50,7 @@ extern const struct cmd cmd_cancel;
 extern const struct cmd cmd_backup;
 extern const struct cmd cmd_config;
 extern const struct cmd cmd_restore;
+extern const struct cmd cmd_run;
 extern const struct cmd cmd_enqueue;
 extern const struct cmd cmd_help;
 extern const struct cmd cmd_list_tasks;
