@@ -14,7 +14,7 @@ DESTDIR		?=
 
 CC		?= cc
 SANITIZE	?= 0
-PKGS		:= libpq json-c inih libcrypto libcurl libsystemd libzstd zlib
+PKGS		:= libpq json-c inih libcrypto libcurl libsystemd libzstd zlib libmicrohttpd
 PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -33,8 +33,9 @@ OPT		:= -O2 -g -D_FORTIFY_SOURCE=2
 SANLDFLAGS	:=
 endif
 
+# -iquote: agent/sched.h must not shadow the system's <sched.h>.
 ALL_CFLAGS	= -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(OPT) $(PKG_CFLAGS) \
-		  -I$(BUILD) -Iagent $(CFLAGS)
+		  -I$(BUILD) -iquote agent $(CFLAGS)
 ALL_LDFLAGS	= -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SANLDFLAGS) $(LDFLAGS)
 
 SRCS		:= $(wildcard agent/*.c)

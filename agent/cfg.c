@@ -14,11 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cfg.h"
+#include "health.h"
 #include "proc.h"
+#include "sched.h"
 #include "secret.h"
 
 enum cfg_type { T_STR, T_INT, T_BOOL, T_ENUM };
@@ -37,6 +40,8 @@ struct cfg_key {
 	const char	*env_low;	/* below the file: libpq's variable */
 	const char	*env;		/* above the file: the seed's variable */
 	int		 flags;
+	/* T_STR: a syntax check owned by the module that reads the value. */
+	int		(*check)(const char *, char *why, size_t whylen);
 };
 
 static const struct cfg_key keys[CFG_NKEYS] = {
@@ -175,6 +180,21 @@ static const struct cfg_key keys[CFG_NKEYS] = {
 	    T_INT, "10", 0, 86400, NULL, NULL, NULL, 0 },
 	[CFG_D_SKEW_CRIT_S] = { "doctor", "clock_skew_crit_seconds",
 	    T_INT, "60", 0, 86400, NULL, NULL, NULL, 0 },
+	[CFG_H_LISTEN] = { "health", "listen", T_STR, "", 0, 0, NULL, NULL,
+	    NULL, 0, health_check_listen },
+	[CFG_H_STALE_SECONDS] = { "health", "stale_seconds", T_INT, "30", 10,
+	    3600, NULL, NULL, NULL, 0 },
+	[CFG_S_WORKERS] = { "schedule", "workers", T_INT, "1", 0, 64, NULL,
+	    NULL, NULL, 0 },
+	[CFG_S_BACKUP] = { "schedule", "backup", T_STR, "03:15", 0, 0, NULL,
+	    NULL, NULL, 0, sched_check },
+	[CFG_S_MAINTAIN] = { "schedule", "maintain", T_STR, "1h", 0, 0, NULL,
+	    NULL, NULL, 0, sched_check },
+	[CFG_S_METRICS] = { "schedule", "metrics", T_STR, "off", 0, 0, NULL,
+	    NULL, NULL, 0, sched_check },
+	[CFG_S_METRICS_TEXTFILE] = { "schedule", "metrics_textfile", T_STR,
+	    "/var/lib/prometheus/node-exporter/orchestrator-agent.prom", 0, 0,
+	    NULL, NULL, NULL, 0 },
 };
 
 /* Keys of a [handler.TYPE] section. */
@@ -317,7 +337,7 @@ val_store(const struct cfg_key *k, struct cfg_val *v, const char *value,
     enum cfg_src src, int line, const char *env, char *err, size_t errlen)
 {
 	long long		 num = 0;
-	char			*end, *copy, *msg = NULL;
+	char			*end, *copy, *msg = NULL, why[300];
 	PQconninfoOption	*opts;
 
 	switch (k->type) {
@@ -351,6 +371,12 @@ val_store(const struct cfg_key *k, struct cfg_val *v, const char *value,
 		}
 		break;
 	case T_STR:
+		if (k->check != NULL && k->check(value, why, sizeof(why)) ==
+		    -1) {
+			snprintf(err, errlen, "%s.%s: %s", k->section, k->name,
+			    why);
+			return -1;
+		}
 		if ((k->flags & F_CONNINFO) && *value != '\0') {
 			opts = PQconninfoParse(value, &msg);
 			if (opts == NULL) {
@@ -797,6 +823,14 @@ cfg_load(const char *path, char *err, size_t errlen)
 		else
 			snprintf(err, errlen, "backup.chunk_kib: %lld is not a "
 			    "multiple of 256", cfg->v[CFG_B_CHUNK_KIB].num);
+		goto fail;
+	}
+	if (strcasecmp(cfg->v[CFG_S_METRICS].str, "off") != 0 &&
+	    cfg->v[CFG_S_METRICS_TEXTFILE].str[0] == '\0') {
+		snprintf(err, errlen, "%s:%d: schedule.metrics is set but "
+		    "schedule.metrics_textfile is empty; name the file or set "
+		    "metrics = off", cfg->path ? cfg->path : "(defaults)",
+		    cfg->v[CFG_S_METRICS_TEXTFILE].line);
 		goto fail;
 	}
 	if (cfg->v[CFG_DB_PASSWORD].src < CFG_SRC_FILE &&

@@ -15,6 +15,7 @@
 static const struct cmd *const cmds[] = {
 	&cmd_schema,
 	&cmd_worker,
+	&cmd_run,
 	&cmd_backup,
 	&cmd_restore,
 	&cmd_config,

@@ -52,6 +52,7 @@ extern const struct cmd cmd_config;
 extern const struct cmd cmd_doctor;
 extern const struct cmd cmd_metrics;
 extern const struct cmd cmd_restore;
+extern const struct cmd cmd_run;
 extern const struct cmd cmd_enqueue;
 extern const struct cmd cmd_help;
 extern const struct cmd cmd_list_tasks;

@@ -7,6 +7,7 @@
 #include <sysexits.h>
 
 #include "cmd.h"
+#include "health.h"
 #include "worker.h"
 
 static int
@@ -16,10 +17,11 @@ worker_cmd(struct agent *a, int argc, char **argv)
 		{ "concurrency", required_argument, NULL, 'c' },
 		{ "types", required_argument, NULL, 't' },
 		{ "exit-when-empty", no_argument, NULL, 'e' },
+		{ "health-listen", required_argument, NULL, 'H' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct worker_opts	 o;
-	char			*end;
+	char			*end, err[256];
 	long			 n;
 	int			 ch;
 
@@ -48,6 +50,12 @@ worker_cmd(struct agent *a, int argc, char **argv)
 		case 'e':
 			o.exit_when_empty = 1;
 			break;
+		case 'H':
+			if (health_check_listen(optarg, err, sizeof(err)) == -1)
+				return cmd_usage_error(&cmd_worker,
+				    "--health-listen: %s", err);
+			o.health_listen = optarg;
+			break;
 		default:
 			return cmd_usage_error(&cmd_worker, "unknown option "
 			    "'%s'", argv[optind - 1]);
@@ -60,7 +68,8 @@ worker_cmd(struct agent *a, int argc, char **argv)
 }
 
 const struct cmd cmd_worker = {
-	"worker", "[--concurrency N] [--types a,b] [--exit-when-empty]",
+	"worker", "[--concurrency N] [--types a,b] [--exit-when-empty] "
+	"[--health-listen ADDR|off]",
 	"run the queue worker",
 	"Claim and run tasks of the types that have a [handler.TYPE] section "
 	"(narrowed by --types), up to --concurrency at a time (default "
@@ -77,6 +86,9 @@ const struct cmd cmd_worker = {
 	"error).  Under systemd (Type=notify) it reports READY, STATUS, "
 	"STOPPING and WATCHDOG.\n"
 	"--exit-when-empty: return once no task of its types is queued "
-	"(retries scheduled for later included) or running.",
+	"(retries scheduled for later included) or running.\n"
+	"--health-listen: serve /healthz and /metrics on ADDR (HOST:PORT) "
+	"instead of [health] listen; off: not at all.  A port in use exits "
+	"69.",
 	worker_cmd,
 };

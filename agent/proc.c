@@ -14,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "proc.h"
 
 extern char **environ;
@@ -536,4 +538,23 @@ proc_free(struct proc *p)
 	proc_close_pipes(p);
 	free(p->out);
 	free(p);
+}
+
+int
+proc_signalfd(const char *who)
+{
+	sigset_t	set;
+	int		fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		fatal("%s: sigprocmask", who);
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd == -1)
+		fatal("%s: signalfd", who);
+	return fd;
 }

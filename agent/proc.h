@@ -62,4 +62,11 @@ void		 proc_stderr_tail(const struct proc *, char *buf, size_t len);
 /* Kill if still running, reap, close and free.  NULL-tolerant. */
 void		 proc_free(struct proc *);
 
+/*
+ * Block SIGTERM, SIGINT, SIGHUP and SIGCHLD and return a non-blocking,
+ * close-on-exec signalfd for them (owned by the caller) so that a poll loop
+ * takes signals as events; who names the caller in a fatal message.
+ */
+int		 proc_signalfd(const char *who);
+
 #endif

@@ -25,7 +25,9 @@
 #include "cmd.h"
 #include "db.h"
 #include "handler.h"
+#include "health.h"
 #include "log.h"
+#include "proc.h"
 #include "taskdb.h"
 #include "worker.h"
 
@@ -61,6 +63,7 @@ struct worker {
 	int64_t			 next_heartbeat, next_rescue, next_watchdog;
 	uint64_t		 watchdog_usec;
 	unsigned long		 finished, failed, retried, lost;
+	struct health		*health;	/* NULL: [health] listen off */
 };
 
 static double
@@ -243,6 +246,7 @@ to_done(struct worker *w, struct task *t, struct taskq *from, int *count)
 static void
 count_outcome(struct worker *w, const struct task *t)
 {
+	health_outcome(w->health, t);
 	switch (t->outcome) {
 	case OUT_FINISHED:
 		w->finished++;
@@ -504,6 +508,7 @@ claim(struct worker *w)
 		return;
 	}
 	w->nprefetched += got;
+	health_claimed(w->health, &w->prefetched, got);
 	w->claimed_none = got == 0;
 	/* More may be waiting; an empty answer is what ends a drain. */
 	if (got > 0)
@@ -819,6 +824,8 @@ wait_events(struct worker *w)
 		until = earliest(until, w->grace_deadline);
 	if (w->watchdog_usec)
 		until = earliest(until, w->next_watchdog);
+	if (w->health != NULL)	/* /healthz needs a fresh loop beat */
+		until = earliest(until, now + 5000);
 	wfd[n].fd = w->sfd;
 	wfd[n++].events = CURL_WAIT_POLLIN;
 	if (w->conn != NULL && w->listen) {
@@ -934,7 +941,6 @@ setup(struct worker *w)
 {
 	char		 err[1024], hn[256];
 	unsigned short	 r = 0;
-	sigset_t	 set;
 
 	if (load_types(w, w->cfg, err, sizeof(err)) == -1) {
 		log_errx("worker: %s", err);
@@ -951,16 +957,7 @@ setup(struct worker *w)
 	w->reg.id = w->id;
 	w->reg.host = w->host;
 	w->reg.pid = (int)getpid();
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
-		fatal("worker: sigprocmask");
-	w->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (w->sfd == -1)
-		fatal("worker: signalfd");
+	w->sfd = proc_signalfd("worker");
 	signal(SIGPIPE, SIG_IGN);
 	for (int i = 0; i < cfg_handler_count(w->cfg); i++)
 		if (cfg_handler_at(w->cfg, i)->kind == HANDLER_HTTP &&
@@ -995,6 +992,9 @@ worker_run(struct agent *a, const struct worker_opts *o)
 	w.sfd = -1;
 	apply_cfg(&w, cfg);
 	rc = setup(&w);
+	if (rc == EX_OK)	/* after setup: its thread inherits the mask */
+		rc = health_start(cfg, o->health_listen, w.types, w.ntypes,
+		    &w.health);
 	if (rc != EX_OK)
 		goto out;
 	log_info("worker: %s serving %s with concurrency %d (two database "
@@ -1033,6 +1033,8 @@ worker_run(struct agent *a, const struct worker_opts *o)
 		    w.nprefetched == 0 && w.ndone == 0 && w.ninflight == 0 &&
 		    idle_check(&w) == 0)
 			break;
+		health_beat(w.health, &(struct health_state){ w.conn != NULL,
+		    w.stopping, w.nrunning, w.nprefetched, w.concurrency });
 		wait_events(&w);
 		poll_running(&w);
 	}
@@ -1055,6 +1057,7 @@ out:
 			TAILQ_REMOVE(&w.inflight, t, entry);
 		task_free(t, w.multi);
 	}
+	health_stop(w.health);
 	PQfinish(w.conn);
 	PQfinish(w.rconn);
 	if (w.multi != NULL) {

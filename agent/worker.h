@@ -10,6 +10,7 @@ struct worker_opts {
 	int		 concurrency;	/* 0: [worker] concurrency */
 	const char	*types;		/* "a,b" or NULL: every handler's type */
 	int		 exit_when_empty;
+	const char	*health_listen;	/* NULL: [health] listen; "off" */
 };
 
 /*

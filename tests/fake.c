@@ -14,27 +14,10 @@
 #include <unistd.h>
 
 #include "fake.h"
+#include "helpers.h"
 
 #define FAKE_PYTHON	"/usr/bin/python3"
 #define FAKE_WAIT_MS	20000
-
-struct buf {
-	char	*p;
-	size_t	 len;
-};
-
-static size_t
-collect(char *data, size_t size, size_t n, void *arg)
-{
-	struct buf *b = arg;
-
-	b->p = realloc(b->p, b->len + size * n + 1);
-	cr_assert(b->p != NULL);
-	memcpy(b->p + b->len, data, size * n);
-	b->len += size * n;
-	b->p[b->len] = '\0';
-	return size * n;
-}
 
 void
 fake_start(struct fake *f)
@@ -98,7 +81,7 @@ request(struct fake *f, const char *method, const char *path,
     const char *json, char **body)
 {
 	struct curl_slist	*hd = NULL;
-	struct buf		 b = { NULL, 0 };
+	struct http_body	 b = { NULL, 0 };
 	char			 url[2048];
 	CURL			*e = curl_easy_init();
 	CURLcode		 c;
@@ -113,7 +96,7 @@ request(struct fake *f, const char *method, const char *path,
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hd);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_body_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 	if (json != NULL || strcmp(method, "POST") == 0)
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, json ? json : "");
@@ -123,7 +106,7 @@ request(struct fake *f, const char *method, const char *path,
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(hd);
 	curl_easy_cleanup(e);
-	*body = b.p ? b.p : strdup("");
+	*body = b.buf ? b.buf : strdup("");
 	return status;
 }
 

@@ -3,6 +3,8 @@
  * PostgreSQL (tests/pgtest.sh), reached through PGHOST/PGPORT/PGUSER.
  */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -332,4 +335,80 @@ wait_value(PGconn *c, const char *sql, const char *want, int ms)
 			return 0;
 		usleep(50000);
 	}
+}
+
+size_t
+http_body_cb(char *data, size_t size, size_t n, void *arg)
+{
+	struct http_body *b = arg;
+
+	if (b->buf == NULL)
+		b->buf = calloc(1, 1);
+	append(&b->buf, &b->len, data, size * n);
+	return size * n;
+}
+
+char *
+http_get(const char *url, long *status)
+{
+	struct http_body b = { calloc(1, 1), 0 };
+	CURL *c = curl_easy_init();
+
+	cr_assert_not_null(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	*status = 0;
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	curl_easy_cleanup(c);
+	return b.buf;
+}
+
+int
+free_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	cr_assert(fd != -1);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	cr_assert(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
+	port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+int
+parent_of(int pid)
+{
+	char path[64], *text, *p;
+	int ppid = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	text = read_file(path);
+	if (text == NULL)
+		return -1;
+	/* pid (comm) state ppid: comm may hold spaces, so after the last ')'. */
+	p = strrchr(text, ')');
+	if (p != NULL && sscanf(p + 1, " %*c %d", &ppid) != 1)
+		ppid = -1;
+	free(text);
+	return ppid;
+}
+
+void
+pg_ctl(const char *action)
+{
+	char cmd[1024];
+	const char *ctl = getenv("OA_PGCTL");
+
+	cr_assert_not_null(ctl, "OA_PGCTL is not set; run under tests/pgtest.sh");
+	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null 2>&1", ctl, action);
+	cr_assert_eq(system(cmd), 0, "pg_ctl %s failed", action);
 }

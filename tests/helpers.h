@@ -50,3 +50,20 @@ const char **db_env(const char *db);
 const char **db_env_cfg(const char *db, const char *cfgpath);
 /* Poll sql until its first value equals want or ms pass; returns 1 if it did. */
 int	 wait_value(PGconn *, const char *sql, const char *want, int ms);
+/* A curl CURLOPT_WRITEFUNCTION that appends to a NUL-terminated buffer
+ * (buf owned by whoever set up the struct; NULL to start). */
+struct http_body {
+	char	*buf;
+	size_t	 len;
+};
+size_t	 http_body_cb(char *data, size_t size, size_t n, void *arg);
+/* GET url with libcurl; returns the body (caller frees), *status the HTTP
+ * status (0 when the connection failed). */
+char	*http_get(const char *url, long *status);
+/* A loopback TCP port that was free a moment ago. */
+int	 free_port(void);
+/* Run the harness's pg_ctl (OA_PGCTL) with action, e.g. "stop -m fast";
+ * asserted to succeed.  Only for suites that run alone (tests/restart). */
+void	 pg_ctl(const char *action);
+/* The parent pid of pid from /proc, or -1 when it is gone. */
+int	 parent_of(int pid);

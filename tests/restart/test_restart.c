@@ -14,17 +14,6 @@
 #include "helpers.h"
 
 static void
-pg_ctl(const char *action)
-{
-	char cmd[1024];
-	const char *ctl = getenv("OA_PGCTL");
-
-	cr_assert_not_null(ctl, "OA_PGCTL is not set; run under tests/pgtest.sh");
-	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null 2>&1", ctl, action);
-	cr_assert_eq(system(cmd), 0, "pg_ctl %s failed", action);
-}
-
-static void
 insert(const char *db, const char *prefix, int n)
 {
 	PGconn *c = db_open(db);
