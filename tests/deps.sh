@@ -10,6 +10,9 @@ pkgs=(
 	libcriterion-dev
 	postgresql-15 postgresql-client-15
 	python3 python3-crcmod python3-cryptography
+	systemd procps dpkg-dev shellcheck curl jq unzip openssl
+	python3-yaml python3-jsonschema python3-configobj python3-jsonpatch
+	python3-requests
 )
 
 missing=()
