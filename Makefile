@@ -104,11 +104,11 @@ check: deps-quiet
 
 check-run: $(BIN) $(BUILD)/unit-tests $(BUILD)/integration-tests $(BUILD)/restart-tests
 	$(BUILD)/unit-tests $(CRITERION_ARGS)
-	tests/check-install.sh
-	tests/systemd/check.sh
+	+tests/check-install.sh
+	+tests/systemd/check.sh
 	tests/provision/check.sh
 	tests/provision/install.sh
-	$(if $(filter 1,$(SANITIZE)),@echo "deb-check: skipped under SANITIZE=1 (the package holds the normal build)",tests/deb/check.sh)
+	$(if $(filter 1,$(SANITIZE)),@echo "deb-check: skipped under SANITIZE=1 (the package holds the normal build)",+tests/deb/check.sh)
 	tests/fakegcs/run-tests.sh
 	PGTEST_FSYNC=on tests/pgtest.sh run $(BUILD)/restart-tests --jobs 1
 	tests/pgtest.sh run $(BUILD)/integration-tests $(CRITERION_ARGS)
@@ -129,7 +129,7 @@ install: $(BIN)
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/orchestrator-agent
 	install -m 0644 docs/orchestrator-agent.8 $(DESTDIR)$(MANDIR)/man8/orchestrator-agent.8
-	install -m 0640 docs/agent.ini.example $(DESTDIR)$(SYSCONFDIR)/orchestrator-agent/agent.ini.example
+	install -m 0644 docs/agent.ini.example $(DESTDIR)$(SYSCONFDIR)/orchestrator-agent/agent.ini.example
 	for u in $(UNITS); do \
 		sed 's|/usr/bin/orchestrator-agent|$(BINDIR)/orchestrator-agent|g' systemd/$$u \
 			> $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \

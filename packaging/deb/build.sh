@@ -23,6 +23,10 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note "$bin"
 gzip -9nf "$stage/usr/share/man/man8/orchestrator-agent.8"
 install -d "$stage/usr/share/doc/orchestrator-agent"
 install -m 0644 "$here/../../README.md" "$stage/usr/share/doc/orchestrator-agent/README.md"
+maint=$(sed -n 's/^Maintainer: //p' "$here/control.in")
+printf '%s (%s) unstable; urgency=medium\n\n  * Built from source with make deb.\n\n -- %s  %s\n' \
+	orchestrator-agent "$version" "$maint" "$(date -R)" |
+	gzip -9n > "$stage/usr/share/doc/orchestrator-agent/changelog.gz"
 
 # dpkg-shlibdeps wants a debian/control beside it (a minimal one here)
 # and finds the package's root by its DEBIAN directory.

@@ -3,11 +3,11 @@
 # (/usr/local/sbin/orchestrator-agent-install), run for real against the
 # fake metadata server and Cloud Storage (tests/fakegcs, auth on: every
 # Cloud Storage request needs the token the metadata server issued), boot
-# after boot, table-driven.  make, dpkg and orchestrator-agent are stand-ins
-# on PATH that record their arguments: building and installing the package
-# are tested by tests/deb/check.sh, the bootstrap by its own tests; here
-# what is tested is what the installer decides (fetch, verify, build only a
-# changed source, always bootstrap, fail loudly, converge on a re-run).
+# after boot, table-driven.  make, apt-get and orchestrator-agent are
+# stand-ins on PATH that record their arguments: building and installing the
+# package are tested by tests/deb/check.sh, the bootstrap by its own tests;
+# what is tested here is what the installer decides (fetch, verify, build
+# only a changed source, always bootstrap, fail loudly, converge on a re-run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -34,10 +34,11 @@ echo "make $*" >> "$STUB_CALLS"
 mkdir -p "$2/build" && echo deb > "$2/build/orchestrator-agent_1_amd64.deb"
 echo "build/orchestrator-agent_1_amd64.deb"
 EOF
-cat > "$t/bin/dpkg" <<'EOF'
+cat > "$t/bin/apt-get" <<'EOF'
 #!/bin/sh
-echo "dpkg $*" >> "$STUB_CALLS"
-[ "$1" = -i ] && [ -f "$2" ]
+echo "apt-get $*" >> "$STUB_CALLS"
+for a; do last=$a; done
+[ "$1" = install ] && [ -f "$last" ] && case $last in /*.deb) ;; *) exit 100 ;; esac
 EOF
 cat > "$t/bin/orchestrator-agent" <<'EOF'
 #!/bin/sh
@@ -81,11 +82,11 @@ src=gs://oa-src/agent/orchestrator-agent-src.zip
 # name | attribute (- unset) | object to upload as the source (- none) |
 # env | exit status (a failed step's own) | stderr must have | calls (in order) | installed md5 of
 cases=(
-	"first boot|$src|a.zip|-|0|running orchestrator-agent bootstrap|make,dpkg -i,orchestrator-agent bootstrap|a.zip"
+	"first boot|$src|a.zip|-|0|running orchestrator-agent bootstrap|make,apt-get install,orchestrator-agent bootstrap|a.zip"
 	"second boot, same source|$src|-|-|0|is installed already|orchestrator-agent bootstrap|a.zip"
-	"new source, in a folder|$src|b.zip|-|0|downloading $src|make,dpkg -i,orchestrator-agent bootstrap|b.zip"
+	"new source, in a folder|$src|b.zip|-|0|downloading $src|make,apt-get install,orchestrator-agent bootstrap|b.zip"
 	"build fails|$src|c.zip|STUB_MAKE_FAIL=1|2|fix the cause, then: systemctl restart orchestrator-agent-install.service|make|b.zip"
-	"next boot retries|$src|-|-|0|running orchestrator-agent bootstrap|make,dpkg -i,orchestrator-agent bootstrap|c.zip"
+	"next boot retries|$src|-|-|0|running orchestrator-agent bootstrap|make,apt-get install,orchestrator-agent bootstrap|c.zip"
 	"bootstrap fails|$src|-|STUB_BOOTSTRAP_FAIL=1|69|failed (line|orchestrator-agent bootstrap|c.zip"
 	"attribute unset|-|-|-|1|cannot read the instance attribute oa-agent-source||c.zip"
 	"attribute not gs://|https://example.invalid/src.zip|-|-|1|must be gs://BUCKET/OBJECT||c.zip"
