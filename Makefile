@@ -3,13 +3,17 @@
 #   make              build build/orchestrator-agent
 #   make check        build and run every test (SANITIZE=1: under ASan+UBSan)
 #   make demo         the main job on a throwaway local PostgreSQL
-#   make install      PREFIX=/usr/local DESTDIR=
+#   make install      PREFIX=/usr/local DESTDIR= (binary, man page, sample
+#                     config, systemd units, tmpfiles.d)
+#   make deb          build/orchestrator-agent_VERSION_ARCH.deb (dpkg-dev only)
 #   make deps         install build and test dependencies (Debian packages)
 
 PREFIX		?= /usr/local
 BINDIR		?= $(PREFIX)/bin
 MANDIR		?= $(PREFIX)/share/man
 SYSCONFDIR	?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR		?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR	?= $(PREFIX)/lib/tmpfiles.d
 DESTDIR		?=
 
 CC		?= cc
@@ -50,7 +54,7 @@ RESTART_SRCS	:= $(wildcard tests/restart/*.c)
 TEST_CFLAGS	= $(ALL_CFLAGS) -Itests $(shell pkg-config --cflags criterion 2>/dev/null)
 TEST_LIBS	= $(shell pkg-config --libs criterion 2>/dev/null) $(PKG_LIBS)
 
-.PHONY: FORCE all check check-run demo demo-run install uninstall deps deps-quiet clean
+.PHONY: FORCE all check check-run demo demo-run install uninstall deb deps deps-quiet clean
 
 all: $(BIN)
 
@@ -65,7 +69,7 @@ $(BUILD)/migrations.list: FORCE | $(BUILD)/.dir
 	@echo '$(MIGRATIONS)' | cmp -s - $@ || echo '$(MIGRATIONS)' > $@
 
 $(BUILD)/migrations_gen.c: agent/embed-sql.sh $(MIGRATIONS) $(BUILD)/migrations.list | $(BUILD)/.dir
-	agent/embed-sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+	bash agent/embed-sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/migrations_gen.o: $(BUILD)/migrations_gen.c agent/migrate.h
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -101,7 +105,11 @@ check: deps-quiet
 
 check-run: $(BIN) $(BUILD)/unit-tests $(BUILD)/integration-tests $(BUILD)/restart-tests
 	$(BUILD)/unit-tests $(CRITERION_ARGS)
-	tests/check-install.sh
+	+tests/check-install.sh
+	+tests/systemd/check.sh
+	tests/provision/check.sh
+	tests/provision/install.sh
+	$(if $(filter 1,$(SANITIZE)),@echo "deb-check: skipped under SANITIZE=1 (the package holds the normal build)",+tests/deb/check.sh)
 	tests/fakegcs/run-tests.sh
 	PGTEST_FSYNC=on tests/pgtest.sh run $(BUILD)/restart-tests --jobs 1
 	tests/pgtest.sh run $(BUILD)/integration-tests $(CRITERION_ARGS)
@@ -113,17 +121,40 @@ demo-run: $(BIN)
 	rm -rf .demo
 	tests/pgtest.sh --dir .demo run tests/demo.sh $(abspath $(BIN))
 
+UNITS		:= $(notdir $(wildcard systemd/*.service systemd/*.timer systemd/*.target))
+
+# The units name /usr/bin/orchestrator-agent; other prefixes get BINDIR.
 install: $(BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(SYSCONFDIR)/orchestrator-agent
+		$(DESTDIR)$(SYSCONFDIR)/orchestrator-agent \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/orchestrator-agent
 	install -m 0644 docs/orchestrator-agent.8 $(DESTDIR)$(MANDIR)/man8/orchestrator-agent.8
-	install -m 0640 docs/agent.ini.example $(DESTDIR)$(SYSCONFDIR)/orchestrator-agent/agent.ini.example
+	install -m 0644 docs/agent.ini.example $(DESTDIR)$(SYSCONFDIR)/orchestrator-agent/agent.ini.example
+	for u in $(UNITS); do \
+		sed 's|/usr/bin/orchestrator-agent|$(BINDIR)/orchestrator-agent|g' systemd/$$u \
+			> $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 0644 systemd/orchestrator-agent.tmpfiles $(DESTDIR)$(TMPFILESDIR)/orchestrator-agent.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/orchestrator-agent \
 		$(DESTDIR)$(MANDIR)/man8/orchestrator-agent.8 \
-		$(DESTDIR)$(SYSCONFDIR)/orchestrator-agent/agent.ini.example
+		$(DESTDIR)$(SYSCONFDIR)/orchestrator-agent/agent.ini.example \
+		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
+		$(DESTDIR)$(TMPFILESDIR)/orchestrator-agent.conf
+
+# A Debian package from `make install PREFIX=/usr` with dpkg-dev's tools
+# (packaging/deb/; no debhelper), so the VM can build it from source.
+# Scripts run through their interpreter: a source zip may lose exec bits.
+VERSION		:= $(shell sed -n 's/^\#define AGENT_VERSION[[:space:]]*"\(.*\)"/\1/p' agent/version.h)
+
+deb: $(BIN)
+	$(if $(filter 1,$(SANITIZE)),$(error make deb: not with SANITIZE=1))
+	rm -rf build/deb
+	@$(MAKE) --no-print-directory -s install PREFIX=/usr \
+		DESTDIR=$(abspath build/deb/debian/orchestrator-agent)
+	sh packaging/deb/build.sh build/deb build $(VERSION)
 
 deps:
 	tests/deps.sh

@@ -9,8 +9,10 @@ pkgs=(
 	libcurl4-openssl-dev libsystemd-dev libzstd-dev zlib1g-dev libmicrohttpd-dev
 	libcriterion-dev
 	postgresql-15 postgresql-client-15
-	python3 python3-crcmod python3-cryptography python3-jsonschema
-	python3-prometheus-client
+	python3 python3-crcmod python3-cryptography python3-prometheus-client
+	systemd procps dpkg-dev shellcheck curl jq unzip openssl
+	python3-yaml python3-jsonschema python3-configobj python3-jsonpatch
+	python3-requests python3-oauthlib
 )
 
 missing=()
