@@ -100,6 +100,7 @@ check: deps-quiet
 
 check-run: $(BIN) $(BUILD)/unit-tests $(BUILD)/integration-tests $(BUILD)/restart-tests
 	$(BUILD)/unit-tests $(CRITERION_ARGS)
+	tests/terraform/check.sh
 	tests/check-install.sh
 	tests/fakegcs/run-tests.sh
 	PGTEST_FSYNC=on tests/pgtest.sh run $(BUILD)/restart-tests --jobs 1

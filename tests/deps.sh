@@ -11,6 +11,13 @@ pkgs=(
 	postgresql-15 postgresql-client-15
 	python3 python3-crcmod python3-cryptography
 )
+# tests/terraform/check.sh: node runs the HCL parser (npm @cdktf/hcl2json).
+# A NodeSource nodejs ships npm itself and conflicts with Debian's npm.
+pkgs+=(nodejs)
+command -v npm >/dev/null || pkgs+=(npm)
+# Without terraform, formatting is checked with hclfmt built from Debian's
+# HCL sources.
+command -v terraform >/dev/null || pkgs+=(golang-go golang-github-hashicorp-hcl-v2-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
