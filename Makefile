@@ -106,6 +106,7 @@ check: deps-quiet
 check-run: $(BIN) $(BUILD)/unit-tests $(BUILD)/integration-tests $(BUILD)/restart-tests
 	$(BUILD)/unit-tests $(CRITERION_ARGS)
 	+tests/check-install.sh
+	tests/terraform/check.sh
 	+tests/systemd/check.sh
 	tests/provision/check.sh
 	tests/provision/install.sh

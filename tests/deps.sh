@@ -14,6 +14,13 @@ pkgs=(
 	python3-yaml python3-jsonschema python3-configobj python3-jsonpatch
 	python3-requests python3-oauthlib
 )
+# tests/terraform/check.sh: node runs the HCL parser (npm @cdktf/hcl2json).
+# A NodeSource nodejs ships npm itself and conflicts with Debian's npm.
+pkgs+=(nodejs)
+command -v npm >/dev/null || pkgs+=(npm)
+# Without terraform, formatting is checked with hclfmt built from Debian's
+# HCL sources.
+command -v terraform >/dev/null || pkgs+=(golang-go golang-github-hashicorp-hcl-v2-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
