@@ -73,4 +73,17 @@ show "$agent" -c "$PGHOST/demo-backup.ini" backup verify latest --restore
 show "$agent" -c "$PGHOST/demo-backup.ini" restore latest --to orchestrator_restored
 psql -X -q -d orchestrator_restored -c "SELECT status, count(*) FROM tasks GROUP BY status"
 
+step "doctor: every check on one screen (a worker runs in the background, so queue.workers is ok)"
+cat "$cfg" "$PGHOST/demo-backup.ini" >"$PGHOST/demo-all.ini"
+"$agent" -q -c "$PGHOST/demo-all.ini" worker &
+worker=$!
+for _ in $(seq 50); do
+	[ "$(psql -X -qAt -c "SELECT count(*) FROM workers WHERE stopped_at IS NULL")" != 0 ] && break
+	sleep 0.1
+done
+show "$agent" -c "$PGHOST/demo-all.ini" doctor
+show "$agent" -c "$PGHOST/demo-all.ini" metrics | grep -E '^orchestrator_(queue_tasks|backup_last_success|check_status\{check="db)'
+kill -TERM "$worker"
+wait "$worker"
+
 step "done; the server and .demo/ are removed on exit"
