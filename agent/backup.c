@@ -252,16 +252,11 @@ static void
 record_state(const struct cfg *cfg, const struct backup_info *b, int ok,
     const char *error)
 {
-	char		 path[4200], err[512];
+	const char	*dir = cfg_str(cfg, CFG_AGENT_STATE_DIR);
+	char		 err[1024];
 	json_object	*st, *att;
 
-	snprintf(path, sizeof(path), "%s/backup-state.json",
-	    cfg_str(cfg, CFG_AGENT_STATE_DIR));
-	st = json_object_from_file(path);
-	if (st == NULL || !json_object_is_type(st, json_type_object)) {
-		json_object_put(st);
-		st = json_object_new_object();
-	}
+	st = store_state_read(dir, "backup-state.json");
 	att = info_json(b);
 	json_object_object_add(att, "ok", json_object_new_boolean(ok));
 	if (error != NULL)
@@ -271,13 +266,11 @@ record_state(const struct cfg *cfg, const struct backup_info *b, int ok,
 		json_object_object_add(st, "last_success",
 		    json_object_get(att));
 	json_object_object_add(st, "last_attempt", att);
-	if (store_mkdirs(cfg_str(cfg, CFG_AGENT_STATE_DIR)) == -1 ||
-	    store_write_atomic(path, json_object_to_json_string_ext(st,
-	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), err,
+	if (store_state_write(dir, "backup-state.json", st, err,
 	    sizeof(err)) == -1)
 		log_warnx("backup: cannot record the state in %s (%s); doctor "
-		    "will not see this backup: fix [agent] state_dir", path,
-		    strerror(errno));
+		    "will not see this backup: fix [agent] state_dir", dir,
+		    err);
 	json_object_put(st);
 }
 
@@ -424,7 +417,7 @@ backup_run(const struct cfg *cfg, FILE *out)
 	json_object		*rec = NULL;
 	PGconn			*conn = NULL;
 	const char		*meta[9], *ext;
-	char			 err[1024] = "", ts[32];
+	char			 err[1024] = "", ts[32], holder[512];
 	unsigned char		 md5[16];
 	int			 rc = EX_SOFTWARE;
 
@@ -451,6 +444,23 @@ backup_run(const struct cfg *cfg, FILE *out)
 	snprintf(b.database, sizeof(b.database), "%s", PQdb(conn));
 	snprintf(b.server_version, sizeof(b.server_version), "%d",
 	    PQserverVersion(conn));
+	/* Held until conn closes, i.e. for the whole dump. */
+	switch (db_oplock_try(conn, holder, sizeof(holder))) {
+	case 0:
+		break;
+	case 1:
+		log_errx("backup: another maintain or backup is running (%s); "
+		    "nothing was stored: run the backup again once it has "
+		    "finished", holder);
+		record_state(cfg, &b, 0, "skipped: another maintain or backup "
+		    "was running");
+		rc = EX_TEMPFAIL;
+		goto out;
+	default:
+		record_state(cfg, &b, 0, "cannot take the maintenance lock");
+		rc = EX_UNAVAILABLE;
+		goto out;
+	}
 	ext = strcmp(b.compression, "zstd") == 0 ? ".zst" :
 	    strcmp(b.compression, "gzip") == 0 ? ".gz" : "";
 	strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);

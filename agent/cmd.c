@@ -17,6 +17,7 @@ static const struct cmd *const cmds[] = {
 	&cmd_worker,
 	&cmd_backup,
 	&cmd_restore,
+	&cmd_maintain,
 	&cmd_config,
 	&cmd_enqueue,
 	&cmd_status,

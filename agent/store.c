@@ -253,6 +253,38 @@ store_write_atomic(const char *path, const char *text, char *err, size_t errlen)
 	return rc;
 }
 
+json_object *
+store_state_read(const char *dir, const char *name)
+{
+	char		 path[2800];
+	json_object	*st;
+
+	snprintf(path, sizeof(path), "%.2600s/%.100s", dir, name);
+	st = json_object_from_file(path);
+	if (st == NULL || !json_object_is_type(st, json_type_object)) {
+		json_object_put(st);
+		st = json_object_new_object();
+	}
+	return st;
+}
+
+int
+store_state_write(const char *dir, const char *name, json_object *st,
+    char *err, size_t errlen)
+{
+	char path[2800];
+
+	snprintf(path, sizeof(path), "%.2600s/%.100s", dir, name);
+	if (store_mkdirs(dir) == -1) {
+		snprintf(err, errlen, "cannot create %.800s: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	return store_write_atomic(path, json_object_to_json_string_ext(st,
+	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), err,
+	    errlen);
+}
+
 static const char *
 rec_text(json_object *rec)
 {

@@ -73,4 +73,8 @@ show "$agent" -c "$PGHOST/demo-backup.ini" backup verify latest --restore
 show "$agent" -c "$PGHOST/demo-backup.ini" restore latest --to orchestrator_restored
 psql -X -q -d orchestrator_restored -c "SELECT status, count(*) FROM tasks GROUP BY status"
 
+step "maintenance (hourly timer): rescue, cleanup in batches, vacuum, reindex; the tasks are too young to delete"
+show "$agent" -c "$PGHOST/demo-backup.ini" maintain --dry-run
+show "$agent" -c "$PGHOST/demo-backup.ini" maintain
+
 step "done; the server and .demo/ are removed on exit"
