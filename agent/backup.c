@@ -409,7 +409,7 @@ backup_run(const struct cfg *cfg, FILE *out)
 	json_object		*rec = NULL;
 	PGconn			*conn = NULL;
 	const char		*meta[9], *ext;
-	char			 err[1024] = "", ts[32];
+	char			 err[1024] = "", ts[32], holder[512];
 	unsigned char		 md5[16];
 	int			 rc = EX_SOFTWARE;
 
@@ -436,6 +436,23 @@ backup_run(const struct cfg *cfg, FILE *out)
 	snprintf(b.database, sizeof(b.database), "%s", PQdb(conn));
 	snprintf(b.server_version, sizeof(b.server_version), "%d",
 	    PQserverVersion(conn));
+	/* Held until conn closes, i.e. for the whole dump. */
+	switch (db_oplock_try(conn, holder, sizeof(holder))) {
+	case 0:
+		break;
+	case 1:
+		log_errx("backup: another maintain or backup is running (%s); "
+		    "nothing was stored: run the backup again once it has "
+		    "finished", holder);
+		record_state(cfg, &b, 0, "skipped: another maintain or backup "
+		    "was running");
+		rc = EX_TEMPFAIL;
+		goto out;
+	default:
+		record_state(cfg, &b, 0, "cannot take the maintenance lock");
+		rc = EX_UNAVAILABLE;
+		goto out;
+	}
 	ext = strcmp(b.compression, "zstd") == 0 ? ".zst" :
 	    strcmp(b.compression, "gzip") == 0 ? ".gz" : "";
 	strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);

@@ -195,6 +195,17 @@ static const struct cfg_key keys[CFG_NKEYS] = {
 	[CFG_S_METRICS_TEXTFILE] = { "schedule", "metrics_textfile", T_STR,
 	    "/var/lib/prometheus/node-exporter/orchestrator-agent.prom", 0, 0,
 	    NULL, NULL, NULL, 0 },
+	[CFG_M_RETENTION_DAYS] = { "maintenance", "retention_days", T_INT, "7",
+	    1, 36500, NULL, NULL, NULL, 0 },
+	[CFG_M_BATCH_SIZE] = { "maintenance", "batch_size", T_INT, "5000", 10,
+	    100000, NULL, NULL, NULL, 0 },
+	[CFG_M_LOCK_TIMEOUT_MS] = { "maintenance", "lock_timeout_ms", T_INT,
+	    "1000", 10, 60000, NULL, NULL, NULL, 0 },
+	/* 50, not 30: random keys (UUID task ids) settle near 70% full. */
+	[CFG_M_REINDEX_BLOAT_PERCENT] = { "maintenance",
+	    "reindex_bloat_percent", T_INT, "50", 0, 99, NULL, NULL, NULL, 0 },
+	[CFG_M_REINDEX_MIN_KIB] = { "maintenance", "reindex_min_kib", T_INT,
+	    "1024", 0, 104857600, NULL, NULL, NULL, 0 },
 };
 
 /* Keys of a [handler.TYPE] section. */

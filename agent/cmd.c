@@ -18,6 +18,7 @@ static const struct cmd *const cmds[] = {
 	&cmd_run,
 	&cmd_backup,
 	&cmd_restore,
+	&cmd_maintain,
 	&cmd_config,
 	&cmd_enqueue,
 	&cmd_status,

@@ -56,6 +56,7 @@ extern const struct cmd cmd_run;
 extern const struct cmd cmd_enqueue;
 extern const struct cmd cmd_help;
 extern const struct cmd cmd_list_tasks;
+extern const struct cmd cmd_maintain;
 extern const struct cmd cmd_reset_stuck;
 extern const struct cmd cmd_retry;
 extern const struct cmd cmd_schema;

@@ -284,3 +284,49 @@ db_cmd_params(PGconn *conn, const char *what, const char *sql, int nparams,
 	PQclear(res);
 	return 0;
 }
+
+/* Who holds the maintenance lock, from pg_locks and pg_stat_activity. */
+static const char holder_sql[] =
+	"SELECT coalesce(nullif(a.application_name, ''), '(no application "
+	"name)'), l.pid, coalesce(a.client_hostname, host(a.client_addr), "
+	"'local socket'), coalesce(to_char(a.backend_start AT TIME ZONE 'UTC', "
+	"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '?') "
+	"FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+	"WHERE l.locktype = 'advisory' AND l.granted "
+	"AND l.database = (SELECT oid FROM pg_database "
+	"WHERE datname = current_database()) "
+	"AND l.classid = $1::oid AND l.objid = $2::oid AND l.objsubid = 2 "
+	"LIMIT 1";
+
+int
+db_oplock_try(PGconn *conn, char *holder, size_t holderlen)
+{
+	const char	*p[2];
+	char		 cls[16], obj[16];
+	PGresult	*res;
+	int		 taken;
+
+	snprintf(cls, sizeof(cls), "%d", DB_OPLOCK_CLASS);
+	snprintf(obj, sizeof(obj), "%d", DB_OPLOCK_OBJ);
+	p[0] = cls;
+	p[1] = obj;
+	res = db_exec(conn, "lock: taking the maintenance lock",
+	    "SELECT pg_try_advisory_lock($1::int, $2::int)", 2, p);
+	if (res == NULL)
+		return -1;
+	taken = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (taken)
+		return 0;
+	/* Best effort: the holder may be gone by now. */
+	snprintf(holder, holderlen, "the holder has just finished; try again");
+	res = db_exec(conn, "lock: finding who holds the maintenance lock",
+	    holder_sql, 2, p);
+	if (res != NULL && PQntuples(res) == 1)
+		snprintf(holder, holderlen, "%s, server pid %s, client %s, "
+		    "connected since %s", PQgetvalue(res, 0, 0),
+		    PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+		    PQgetvalue(res, 0, 3));
+	PQclear(res);
+	return 1;
+}

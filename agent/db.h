@@ -52,4 +52,23 @@ PGconn		*db_connect_quiet(const struct cfg *, const char *purpose,
 /* SQLSTATE of a failed result, or "" */
 const char	*db_sqlstate(const PGresult *);
 
+/*
+ * The advisory lock (classid, objid) that keeps maintenance-class jobs
+ * apart: maintain and backup never run beside each other, nor two of
+ * either.  Same class as migrate.h's lock, another object.  Advisory locks
+ * are per database, so jobs on other databases do not conflict.
+ */
+#define DB_OPLOCK_CLASS		20289	/* 0x4f41, "OA" */
+#define DB_OPLOCK_OBJ		2
+
+/*
+ * Try to take the maintenance lock for the rest of conn's session (it is
+ * released when the connection closes).  Returns 0 when taken; 1 when
+ * another session holds it, with that session described in the caller's
+ * holder buffer ("orchestrator-agent backup, server pid 4242, client
+ * 10.0.0.5, connected since 2026-11-28T03:15:00Z"); -1 after logging an
+ * error.
+ */
+int		 db_oplock_try(PGconn *, char *holder, size_t holderlen);
+
 #endif

@@ -262,6 +262,38 @@ store_write_file(const char *path, const char *text, int mode, char *err,
 	return rc;
 }
 
+json_object *
+store_state_read(const char *dir, const char *name)
+{
+	char		 path[2800];
+	json_object	*st;
+
+	snprintf(path, sizeof(path), "%.2600s/%.100s", dir, name);
+	st = json_object_from_file(path);
+	if (st == NULL || !json_object_is_type(st, json_type_object)) {
+		json_object_put(st);
+		st = json_object_new_object();
+	}
+	return st;
+}
+
+int
+store_state_write(const char *dir, const char *name, json_object *st,
+    char *err, size_t errlen)
+{
+	char path[2800];
+
+	snprintf(path, sizeof(path), "%.2600s/%.100s", dir, name);
+	if (store_mkdirs(dir) == -1) {
+		snprintf(err, errlen, "cannot create %.800s: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	return store_write_atomic(path, json_object_to_json_string_ext(st,
+	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), err,
+	    errlen);
+}
+
 static const char *
 rec_text(json_object *rec)
 {
@@ -651,29 +683,15 @@ int
 store_state_record(const char *dir, const char *file, json_object *att,
     int ok, char *err, size_t errlen)
 {
-	char		 path[4200];
-	json_object	*st;
-	int		 rv = -1;
+	json_object	*st = store_state_read(dir, file);
+	int		 rv;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	st = json_object_from_file(path);
-	if (st == NULL || !json_object_is_type(st, json_type_object)) {
-		json_object_put(st);
-		st = json_object_new_object();
-	}
 	json_object_object_add(att, "ok", json_object_new_boolean(ok));
 	if (ok)
 		json_object_object_add(st, "last_success",
 		    json_object_get(att));
 	json_object_object_add(st, "last_attempt", json_object_get(att));
-	if (store_mkdirs(dir) == -1) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		goto out;
-	}
-	rv = store_write_atomic(path, json_object_to_json_string_ext(st,
-	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), err,
-	    errlen);
-out:
+	rv = store_state_write(dir, file, st, err, errlen);
 	json_object_put(st);
 	return rv;
 }

@@ -99,4 +99,16 @@ int		 store_write_atomic(const char *path, const char *text,
 int		 store_write_file(const char *path, const char *text, int mode,
 		    char *err, size_t errlen);
 
+/*
+ * The JSON state files in [agent] state_dir that doctor and metrics read
+ * (backup-state.json, maintain-state.json).  store_state_read returns the
+ * object in dir/name, or a new empty object when the file is missing or
+ * not an object; the caller owns it.  store_state_write creates dir when
+ * needed and replaces the file atomically with st (borrowed); 0, or -1
+ * with err.
+ */
+json_object	*store_state_read(const char *dir, const char *name);
+int		 store_state_write(const char *dir, const char *name,
+		    json_object *st, char *err, size_t errlen);
+
 #endif

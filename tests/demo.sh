@@ -73,6 +73,10 @@ show "$agent" -c "$PGHOST/demo-backup.ini" backup verify latest --restore
 show "$agent" -c "$PGHOST/demo-backup.ini" restore latest --to orchestrator_restored
 psql -X -q -d orchestrator_restored -c "SELECT status, count(*) FROM tasks GROUP BY status"
 
+step "maintenance (hourly timer): rescue, cleanup in batches, vacuum, reindex; the tasks are too young to delete"
+show "$agent" -c "$PGHOST/demo-backup.ini" maintain --dry-run
+show "$agent" -c "$PGHOST/demo-backup.ini" maintain
+
 step "doctor: every check on one screen (a worker runs in the background, so queue.workers is ok)"
 cat "$cfg" "$PGHOST/demo-backup.ini" >"$PGHOST/demo-all.ini"
 "$agent" -q -c "$PGHOST/demo-all.ini" worker &

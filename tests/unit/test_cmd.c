@@ -12,7 +12,8 @@
 #include "cmd.h"
 #include "helpers.h"
 
-static const char *const names[] = { "schema", "config", "help", "version" };
+static const char *const names[] = { "schema", "config", "help", "version",
+    "maintain" };
 
 static char *
 capture_list(void)
@@ -74,6 +75,11 @@ static const struct dispatch_case dispatch_cases[] = {
 	{ { "schema", "init", "extra" }, EX_USAGE },
 	{ { "schema", "init", "--json" }, EX_USAGE },
 	{ { "schema", "status", "--bogus" }, EX_USAGE },
+	{ { "maintain", "bogus" }, EX_USAGE },
+	{ { "maintain", "--frob" }, EX_USAGE },
+	{ { "maintain", "cleanup", "vacuum" }, EX_USAGE },
+	{ { "maintain", "--dry-run", "x" }, EX_USAGE },
+	{ { "maintain", "--help" }, EX_OK },
 };
 
 Test(cmd, dispatch_exit_codes, .init = cr_redirect_stdout)
