@@ -96,7 +96,7 @@ const struct cmd cmd_doctor = {
 	"db.schema, db.connections, db.size, db.disk, db.wraparound, "
 	"db.sessions, db.vacuum, queue.depth, queue.age, queue.unserved, "
 	"queue.stuck, queue.failures, queue.workers, backup.age, backup.size, "
-	"backup.verify, backup.bucket; thresholds are the [doctor] keys.  "
+	"backup.verify, backup.bucket, maintain; thresholds are the [doctor] keys.  "
 	"--only and --skip take comma-separated ids.  --json prints {status, "
 	"generated_at, checks: [{id, title, status (ok|warn|crit|unknown|"
 	"skipped), summary, detail, fix, metrics, duration_ms}]}.  Exit "

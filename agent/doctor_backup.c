@@ -260,11 +260,56 @@ check_bucket(struct dr_ctx *ctx, struct dr_result *r)
 	    store_target(st));
 }
 
+static void
+check_maintain(struct dr_ctx *ctx, struct dr_result *r)
+{
+	json_object	*st = state_read(ctx, "maintain-state.json");
+	json_object	*ok, *last;
+	time_t		 t;
+	double		 hours;
+
+	ok = state_get(st, "last_success");
+	last = state_get(st, "last_run");
+	t = iso_time(jstr(ok, "started"));
+	if (t == 0) {
+		dr_set(r, DR_WARN, "maintenance has not succeeded on this host");
+		if (jstr(last, "error") != NULL)
+			dr_detail(r, "last run: %s", jstr(last, "error"));
+		dr_fix(r, "run 'orchestrator-agent maintain' and check that "
+		    "orchestrator-agent-maintain.timer is enabled");
+		goto out;
+	}
+	hours = difftime(time(NULL), t) / 3600;
+	dr_metric(r, "orchestrator_maintain_last_success_timestamp_seconds",
+	    "", (double)t);
+	if (last != NULL)
+		dr_metric(r, "orchestrator_maintain_last_run_ok", "",
+		    json_object_get_boolean(json_object_object_get(last, "ok")));
+	r->status = dr_level(hours, TH(CFG_D_MAINTAIN_WARN_H), 0);
+	dr_set(r, r->status, "last successful maintenance %.1f h ago", hours);
+	if (last != NULL &&
+	    !json_object_get_boolean(json_object_object_get(last, "ok")) &&
+	    !json_object_get_boolean(json_object_object_get(last,
+	    "skipped"))) {
+		if (r->status < DR_WARN)
+			r->status = DR_WARN;
+		dr_detail(r, "the last run (%s) failed: %s",
+		    jstr(last, "started") ? jstr(last, "started") : "?",
+		    jstr(last, "error") ? jstr(last, "error") : "see its steps");
+	}
+	if (r->status != DR_OK)
+		dr_fix(r, "run 'orchestrator-agent maintain' and read which "
+		    "step fails; journalctl -u orchestrator-agent-maintain");
+out:
+	json_object_put(st);
+}
+
 const struct dr_check dr_backup_checks[] = {
 	{ "backup.age", "last successful backup", check_age, 0 },
 	{ "backup.size", "backup size anomaly", check_size, 1 },
 	{ "backup.verify", "last verify", check_verify, 0 },
 	{ "backup.bucket", "backup target permissions", check_bucket, 1 },
+	{ "maintain", "last maintenance", check_maintain, 0 },
 };
 const size_t dr_backup_nchecks = sizeof(dr_backup_checks) /
     sizeof(dr_backup_checks[0]);

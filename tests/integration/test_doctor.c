@@ -75,6 +75,25 @@ write_verify_state(struct dt *t, long ago, int last_ok)
 	write_file(path, text);
 }
 
+/* maintain-state.json 'ago' seconds old; ago < 0: none; ok 0: failed. */
+static void
+write_maintain_state(struct dt *t, long ago, int last_ok)
+{
+	char path[256], when[32], text[1024];
+
+	snprintf(path, sizeof(path), "%s/state/maintain-state.json", t->dir);
+	if (ago < 0) {
+		unlink(path);
+		return;
+	}
+	iso_ago(when, sizeof(when), ago);
+	snprintf(text, sizeof(text), "{\"last_success\": {\"started\": "
+	    "\"%s\", \"ok\": true}, \"last_run\": {\"started\": \"%s\", "
+	    "\"ok\": %s, \"error\": \"cleanup: lock timeout\"}}", when, when,
+	    last_ok ? "true" : "false");
+	write_file(path, text);
+}
+
 /*
  * A migrated database, a configuration with extra appended, a live
  * worker serving noop, and fresh backup and verify states: healthy.
@@ -109,6 +128,7 @@ dt_setup(struct dt *t, const char *extra)
 	PQfinish(c);
 	write_backup_state(t, 3600, 1);
 	write_verify_state(t, 86400, 1);
+	write_maintain_state(t, 600, 1);
 }
 
 static void
@@ -214,6 +234,8 @@ struct fixture {
 	const char	*want;		/* status */
 	int		 exit_code;	/* doctor's, -1: do not check */
 	const char	*fix_has;	/* substring of the fix line, or NULL */
+	long		 maintain_ago;	/* 0: fresh; -1: no state */
+	int		 maintain_failed;
 };
 
 #define STARTED(id, lease) "INSERT INTO tasks (task_id, skill_name, " \
@@ -229,79 +251,85 @@ struct fixture {
 static const struct fixture fixtures[] = {
 	{ "expired lease warns", NULL,
 	    STARTED("s1", "now() - interval '1 minute'"), 3600, 1, 3600, 1,
-	    "queue.stuck", "warn", 1, "reset-stuck" },
+	    "queue.stuck", "warn", 1, "reset-stuck", 0, 0 },
 	{ "expired leases over stuck_crit", "stuck_crit = 2\n",
 	    STARTED("s1", "now() - interval '1 minute'") ";"
 	    STARTED("s2", "now() - interval '1 minute'"), 3600, 1, 3600, 1,
-	    "queue.stuck", "crit", 2, "reset-stuck" },
+	    "queue.stuck", "crit", 2, "reset-stuck", 0, 0 },
 	{ "fresh lease is fine", NULL,
 	    STARTED("s1", "now() + interval '1 minute'"), 3600, 1, 3600, 1,
-	    "queue.stuck", "ok", 0, NULL },
+	    "queue.stuck", "ok", 0, NULL, 0, 0 },
 	{ "unserved type", NULL, QUEUED("2", "mystery", "now()"), 3600, 1,
-	    3600, 1, "queue.unserved", "warn", 1, "[handler.TYPE]" },
+	    3600, 1, "queue.unserved", "warn", 1, "[handler.TYPE]", 0, 0 },
 	{ "depth warn", "queue_depth_warn = 3\nqueue_depth_crit = 10\n",
 	    QUEUED("4", "noop", "now()"), 3600, 1, 3600, 1, "queue.depth",
-	    "warn", -1, "add workers" },
+	    "warn", -1, "add workers", 0, 0 },
 	{ "depth crit", "queue_depth_warn = 3\nqueue_depth_crit = 4\n",
 	    QUEUED("4", "noop", "now()"), 3600, 1, 3600, 1, "queue.depth",
-	    "crit", -1, NULL },
+	    "crit", -1, NULL, 0, 0 },
 	{ "later tasks are not depth", "queue_depth_warn = 3\n",
 	    QUEUED("4", "noop", "now() + interval '1 hour'"), 3600, 1, 3600,
-	    1, "queue.depth", "ok", -1, NULL },
+	    1, "queue.depth", "ok", -1, NULL, 0, 0 },
 	{ "old runnable task", NULL,
 	    QUEUED("1", "noop", "now() - interval '2 hours'"), 3600, 1, 3600,
-	    1, "queue.age", "crit", 2, NULL },
+	    1, "queue.age", "crit", 2, NULL, 0, 0 },
 	{ "waiting task warns", NULL,
 	    QUEUED("1", "noop", "now() - interval '20 minutes'"), 3600, 1,
-	    3600, 1, "queue.age", "warn", -1, NULL },
+	    3600, 1, "queue.age", "warn", -1, NULL, 0, 0 },
 	{ "failure rate", NULL, STARTED("s1", "now() + interval '1 minute'")
 	    "; INSERT INTO task_history (task_id, status) SELECT 's1', "
 	    "CASE WHEN g % 4 = 0 THEN 'finished' ELSE 'failed' END FROM "
 	    "generate_series(1, 20) g", 3600, 1, 3600, 1, "queue.failures",
-	    "crit", 2, "list --status failed" },
+	    "crit", 2, "list --status failed", 0, 0 },
 	{ "few failures are not judged", NULL,
 	    STARTED("s1", "now() + interval '1 minute'") "; INSERT INTO "
 	    "task_history (task_id, status) SELECT 's1', 'failed' FROM "
 	    "generate_series(1, 3) g", 3600, 1, 3600, 1, "queue.failures",
-	    "ok", 0, NULL },
+	    "ok", 0, NULL, 0, 0 },
 	{ "no worker, nothing waiting", NULL, "DELETE FROM workers", 3600, 1,
-	    3600, 1, "queue.workers", "warn", 1, "systemctl start" },
+	    3600, 1, "queue.workers", "warn", 1, "systemctl start", 0, 0 },
 	{ "no worker, tasks waiting", NULL, "DELETE FROM workers;"
 	    QUEUED("1", "noop", "now()"), 3600, 1, 3600, 1, "queue.workers",
-	    "crit", 2, NULL },
+	    "crit", 2, NULL, 0, 0 },
 	{ "silent worker is not alive", NULL, "UPDATE workers SET "
 	    "heartbeat_at = now() - interval '10 minutes'", 3600, 1, 3600, 1,
-	    "queue.workers", "warn", -1, NULL },
+	    "queue.workers", "warn", -1, NULL, 0, 0 },
 	{ "wraparound threshold", "xid_age_warn = 1\n", NULL, 3600, 1, 3600,
-	    1, "db.wraparound", "warn", 1, "VACUUM (FREEZE)" },
+	    1, "db.wraparound", "warn", 1, "VACUUM (FREEZE)", 0, 0 },
 	{ "disk threshold warn", "disk_free_warn_percent = 100\n"
 	    "disk_free_crit_percent = 0\n", NULL, 3600, 1, 3600, 1, "db.disk",
-	    "warn", 1, "resize" },
+	    "warn", 1, "resize", 0, 0 },
 	{ "disk threshold crit", "disk_free_crit_percent = 100\n", NULL, 3600,
-	    1, 3600, 1, "db.disk", "crit", 2, NULL },
+	    1, 3600, 1, "db.disk", "crit", 2, NULL, 0, 0 },
 	{ "pending migration", NULL, "DELETE FROM schema_migrations WHERE "
 	    "version = (SELECT max(version) FROM schema_migrations)", 3600, 1,
-	    3600, 1, "db.schema", "warn", -1, "schema init" },
+	    3600, 1, "db.schema", "warn", -1, "schema init", 0, 0 },
 	{ "edited migration", NULL, "UPDATE schema_migrations SET checksum = "
 	    "repeat('0', 64) WHERE version = 1", 3600, 1, 3600, 1, "db.schema",
-	    "crit", 2, "schema status" },
+	    "crit", 2, "schema status", 0, 0 },
 	{ "backup a day and a bit old", NULL, NULL, 30 * 3600, 1, 3600, 1,
-	    "backup.age", "warn", 1, "orchestrator-agent backup" },
+	    "backup.age", "warn", 1, "orchestrator-agent backup", 0, 0 },
 	{ "backup two days old", NULL, NULL, 60 * 3600, 1, 3600, 1,
-	    "backup.age", "crit", 2, NULL },
+	    "backup.age", "crit", 2, NULL, 0, 0 },
 	{ "no backup at all", NULL, NULL, -1, 1, 3600, 1, "backup.age",
-	    "warn", 1, "list-timers" },
+	    "warn", 1, "list-timers", 0, 0 },
 	{ "last backup attempt failed", NULL, NULL, 3600, 0, 3600, 1,
-	    "backup.age", "warn", 1, NULL },
+	    "backup.age", "warn", 1, NULL, 0, 0 },
 	{ "backup age thresholds", "backup_age_warn_hours = 0\n"
 	    "backup_age_crit_hours = 0\n", NULL, 100 * 3600, 1, 3600, 1,
-	    "backup.age", "ok", 0, NULL },
+	    "backup.age", "ok", 0, NULL, 0, 0 },
 	{ "never verified", NULL, NULL, 3600, 1, -1, 1, "backup.verify",
-	    "warn", 1, "--restore" },
+	    "warn", 1, "--restore", 0, 0 },
 	{ "verify too old", NULL, NULL, 3600, 1, 9 * 86400, 1,
-	    "backup.verify", "warn", 1, NULL },
+	    "backup.verify", "warn", 1, NULL, 0, 0 },
 	{ "verify failed", NULL, NULL, 3600, 1, 3600, 0, "backup.verify",
-	    "crit", 2, "new backup" },
+	    "crit", 2, "new backup", 0, 0 },
+	{ "maintenance never ran", NULL, NULL, 3600, 1, 3600, 1, "maintain",
+	    "warn", 1, "orchestrator-agent maintain", -1, 0 },
+	{ "maintenance is late", NULL, NULL, 3600, 1, 3600, 1, "maintain",
+	    "warn", 1, "maintain", 5 * 3600, 0 },
+	{ "last maintenance failed", NULL, NULL, 3600, 1, 3600, 1, "maintain",
+	    "warn", 1, "which step", 0, 1 },
 };
 
 Test(doctor, fixtures_turn_checks_ok_warn_crit, .timeout = 240)
@@ -334,6 +362,9 @@ Test(doctor, fixtures_turn_checks_ok_warn_crit, .timeout = 240)
 			unlink(path);
 		else
 			write_verify_state(&t, f->verify_ago, f->verify_ok);
+		if (f->maintain_ago != 0 || f->maintain_failed)
+			write_maintain_state(&t, f->maintain_ago == 0 ? 600 :
+			    f->maintain_ago, !f->maintain_failed);
 		doc = doctor_json(&t, &status, NULL);
 		c = find_check(doc, f->id);
 		cr_expect_str_eq(field(c, "status"), f->want,
