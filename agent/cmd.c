@@ -25,6 +25,7 @@ static const struct cmd *const cmds[] = {
 	&cmd_cancel,
 	&cmd_retry,
 	&cmd_reset_stuck,
+	&cmd_bootstrap,
 	&cmd_help,
 	&cmd_version,
 };
