@@ -79,9 +79,8 @@ bootdisk_fs_type(const char *dev, char *type, size_t typelen, char *err,
 	return -1;
 }
 
-/* Is a filesystem mounted exactly at path?  (mountinfo's fifth field) */
-static int
-is_mounted(const char *path)
+int
+bootdisk_mounted(const char *path)
 {
 	FILE	*fp = fopen("/proc/self/mountinfo", "re");
 	char	 line[4096], mp[4096];
@@ -197,7 +196,7 @@ bootdisk_prepare(const struct bootdisk_opts *o, FILE *out, int *mounted,
 		goto out;
 	fprintf(out, "disk: %s: %s\n", o->fstab, changed ? "mount line "
 	    "for UUID written" : "unchanged");
-	if (is_mounted(o->mountpoint)) {
+	if (bootdisk_mounted(o->mountpoint)) {
 		fprintf(out, "disk: %s already mounted\n", o->mountpoint);
 	} else {
 		if (mkdir(o->mountpoint, 0755) == -1 && errno != EEXIST) {
@@ -368,4 +367,34 @@ out:
 	free(old);
 	free(text);
 	return rc;
+}
+
+int
+bootdisk_unit_dropin(const char *mountpoint, FILE *out, char *err,
+    size_t errlen)
+{
+	static const char dir[] = "/etc/systemd/system/postgresql@.service.d";
+	char		*reload[] = { "systemctl", "daemon-reload", NULL };
+	char		 path[256], text[1200];
+	struct stat	 st;
+	int		 changed;
+
+	if (stat("/run/systemd/system", &st) == -1)
+		return 0;
+	snprintf(path, sizeof(path), "%s/orchestrator-agent.conf", dir);
+	snprintf(text, sizeof(text), "# Written by orchestrator-agent "
+	    "bootstrap: the data directory is on the data disk.\n"
+	    "[Unit]\nRequiresMountsFor=%s\n", mountpoint);
+	if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (bootfile_write(path, text, 0644, NULL, &changed, err, errlen) ==
+	    -1)
+		return -1;
+	if (changed && run(reload, NULL, 0, err, errlen) == -1)
+		return -1;
+	fprintf(out, "datadir: %s: %s\n", path, changed ? "PostgreSQL now "
+	    "waits for the mount" : "unchanged");
+	return 0;
 }

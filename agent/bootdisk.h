@@ -23,6 +23,9 @@ struct bootdisk_opts {
 int	 bootdisk_fs_type(const char *dev, char *type, size_t typelen,
 	    char *err, size_t errlen);
 
+/* Is a filesystem mounted exactly at path?  (mountinfo's fifth field) */
+int	 bootdisk_mounted(const char *path);
+
 /*
  * Make the data disk usable: when o->device is absent, say so and set
  * *mounted 0; otherwise make an ext4 filesystem only when blkid finds none
@@ -43,5 +46,13 @@ int	 bootdisk_prepare(const struct bootdisk_opts *o, FILE *out,
  */
 int	 bootdisk_datadir(const char *conf, const char *major,
 	    const char *mountpoint, FILE *out, char *err, size_t errlen);
+
+/*
+ * Under systemd, a postgresql@.service drop-in with RequiresMountsFor=
+ * mountpoint, so that PostgreSQL never starts before the (nofail) data
+ * disk is mounted.  Reports to out.  0, or -1 with err filled.
+ */
+int	 bootdisk_unit_dropin(const char *mountpoint, FILE *out, char *err,
+	    size_t errlen);
 
 #endif

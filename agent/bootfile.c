@@ -465,8 +465,10 @@ set_owner(int fd, const char *path, mode_t mode, const char *group,
 		mode = st.st_mode & 07777;
 		uid = st.st_uid;
 		gid = st.st_gid;
-	} else if (group != NULL && (gr = getgrnam(group)) != NULL) {
-		gid = gr->gr_gid;
+	} else if (group != NULL) {
+		gr = getgrnam(group);
+		if (gr != NULL)
+			gid = gr->gr_gid;
 	}
 	if ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
 	    fchown(fd, uid, gid) == -1 && (uid != geteuid() || errno != EPERM)) {

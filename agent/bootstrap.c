@@ -213,7 +213,7 @@ bootstrap_detect_major(struct bootstrap *b, char *err, size_t errlen)
 	long		 best = 0, v;
 	char		*end;
 
-	while (d != NULL && (e = readdir(d)) != NULL) {
+	for (e = d ? readdir(d) : NULL; e != NULL; e = readdir(d)) {
 		v = strtol(e->d_name, &end, 10);
 		snprintf(path, sizeof(path), "/etc/postgresql/%s/main/"
 		    "postgresql.conf", e->d_name);
@@ -270,6 +270,7 @@ bootstrap_postgres(struct bootstrap *b, long long mem_kib, char *err,
 	PGresult	*res = NULL;
 	int		 ch_conf, ch_hba, r, restart, reload, rc = -1;
 
+	err[0] = '\0';
 	snprintf(confdir, sizeof(confdir), "%s", b->pg_conf_dir ?
 	    b->pg_conf_dir : "");
 	if (b->pg_conf_dir == NULL)

@@ -102,7 +102,10 @@ parse(struct bopts *o, int argc, char **argv)
 		o->run[i] = 1;
 	optind = 0;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	for (;;) {
+		ch = getopt_long(argc, argv, "+", lo, NULL);
+		if (ch == -1)
+			break;
 		if (ch >= O_VAL && ch < O_VAL + BV_N) {
 			free(o->b.val[ch - O_VAL]);
 			o->b.val[ch - O_VAL] = strdup(optarg);
@@ -203,7 +206,7 @@ run_step(struct bopts *o, enum step s, struct auth *auth,
 		return bootdisk_prepare(&o->disk, stdout, mounted, err,
 		    errlen);
 	case S_DATADIR:
-		if (!*mounted) {
+		if (!*mounted && !bootdisk_mounted(o->disk.mountpoint)) {
 			printf("datadir: no data disk mounted; PostgreSQL "
 			    "keeps its data directory\n");
 			return 0;
@@ -213,8 +216,11 @@ run_step(struct bopts *o, enum step s, struct auth *auth,
 			return -1;
 		snprintf(conf, sizeof(conf), "/etc/postgresql/%s/main/"
 		    "postgresql.conf", o->b.major);
-		return bootdisk_datadir(conf, o->b.major, o->disk.mountpoint,
-		    stdout, err, errlen);
+		if (bootdisk_datadir(conf, o->b.major, o->disk.mountpoint,
+		    stdout, err, errlen) == -1)
+			return -1;
+		return bootdisk_unit_dropin(o->disk.mountpoint, stdout, err,
+		    errlen);
 	case S_POSTGRES:
 		if (o->b.major[0] == '\0' && (o->b.pg_conf_dir == NULL ||
 		    o->b.pg_hba == NULL || o->b.restart_cmd == NULL) &&

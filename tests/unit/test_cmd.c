@@ -12,7 +12,7 @@
 #include "cmd.h"
 #include "helpers.h"
 
-static const char *const names[] = { "schema", "config", "help", "version" };
+static const char *const names[] = { "schema", "config", "bootstrap", "help", "version" };
 
 static char *
 capture_list(void)
