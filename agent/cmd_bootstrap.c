@@ -35,7 +35,7 @@ static const struct {
 enum {
 	O_NO_METADATA = 256, O_MOUNT, O_FSTAB, O_CONFDIR, O_HBA, O_HOST,
 	O_PORT, O_SUPER, O_RESTART, O_CONFIG_OUT, O_SYSTEMCTL, O_NO_SYSTEMD,
-	O_ONLY, O_SKIP, O_VAL	/* O_VAL + enum boot_val */
+	O_ONLY, O_SKIP, O_MAJOR, O_VAL	/* O_VAL + enum boot_val */
 };
 
 struct bopts {
@@ -81,6 +81,7 @@ parse(struct bopts *o, int argc, char **argv)
 		{ "restart-cmd", O_RESTART }, { "config-out", O_CONFIG_OUT },
 		{ "systemctl", O_SYSTEMCTL }, { "no-systemd", O_NO_SYSTEMD },
 		{ "only", O_ONLY }, { "skip", O_SKIP },
+		{ "pg-major", O_MAJOR },
 	};
 
 	for (i = 0; i < (int)(sizeof(fixed) / sizeof(fixed[0])); i++) {
@@ -126,6 +127,14 @@ parse(struct bopts *o, int argc, char **argv)
 		case O_CONFIG_OUT: o->b.config_out = optarg; break;
 		case O_SYSTEMCTL: o->b.systemctl = optarg; break;
 		case O_NO_SYSTEMD: o->b.no_systemd = 1; break;
+		case O_MAJOR:
+			if (*optarg == '\0' || strlen(optarg) > 3 ||
+			    strspn(optarg, "0123456789") != strlen(optarg))
+				return cmd_usage_error(&cmd_bootstrap,
+				    "--pg-major takes a PostgreSQL major "
+				    "version such as 16, not '%s'", optarg);
+			snprintf(o->b.major, sizeof(o->b.major), "%s", optarg);
+			break;
 		case O_ONLY:
 		case O_SKIP:
 			if (ch == O_ONLY && !only) {
@@ -192,7 +201,8 @@ static int
 run_step(struct bopts *o, enum step s, struct auth *auth,
     const struct cfg *cfg, int *mounted, char *err, size_t errlen)
 {
-	char conf[600];
+	const char	*slash;
+	char		 conf[600];
 
 	switch (s) {
 	case S_DISK:
@@ -214,8 +224,17 @@ run_step(struct bopts *o, enum step s, struct auth *auth,
 		if (o->b.major[0] == '\0' &&
 		    bootstrap_detect_major(&o->b, err, errlen) == -1)
 			return -1;
-		snprintf(conf, sizeof(conf), "/etc/postgresql/%s/main/"
-		    "postgresql.conf", o->b.major);
+		/* The cluster's directory holds conf.d and postgresql.conf. */
+		slash = o->b.pg_conf_dir ? strrchr(o->b.pg_conf_dir, '/') :
+		    NULL;
+		if (slash != NULL)
+			snprintf(conf, sizeof(conf), "%.*s/postgresql.conf",
+			    (int)(slash - o->b.pg_conf_dir), o->b.pg_conf_dir);
+		else if (o->b.pg_conf_dir != NULL)
+			snprintf(conf, sizeof(conf), "postgresql.conf");
+		else
+			snprintf(conf, sizeof(conf), "/etc/postgresql/%s/main/"
+			    "postgresql.conf", o->b.major);
 		if (bootdisk_datadir(conf, o->b.major, o->disk.mountpoint,
 		    stdout, err, errlen) == -1)
 			return -1;
@@ -310,7 +329,8 @@ const struct cmd cmd_bootstrap = {
 	"[--backup-target T] [--connector-cidr CIDR] [--data-device NAME|PATH] "
 	"[--workers N] [--listen-ip IP] [--mount-point DIR] [--fstab FILE] "
 	"[--pg-conf-dir DIR] [--pg-hba FILE] [--pg-host DIR] [--pg-port N] "
-	"[--superuser NAME] [--restart-cmd CMD] [--config-out FILE] "
+	"[--pg-major N] [--superuser NAME] [--restart-cmd CMD] "
+	"[--config-out FILE] "
 	"[--systemctl PROG] [--no-systemd] [--only STEPS] [--skip STEPS]",
 	"provision this database VM from its metadata (idempotent)",
 	"Read the per-deployment values from the GCE metadata server "
@@ -322,7 +342,9 @@ const struct cmd cmd_bootstrap = {
 	"finds no filesystem, fstab by UUID with nofail, mount at "
 	"--mount-point (/mnt/pgdata)\n"
 	"  datadir   move the cluster to MOUNT/MAJOR/main (copied once, or "
-	"adopted from a disk that outlived its VM)\n"
+	"adopted from a disk that outlived its VM); MAJOR is the newest "
+	"/etc/postgresql/N/main unless --pg-major says, and postgresql.conf "
+	"is the one beside --pg-conf-dir when given\n"
 	"  postgres  conf.d/orchestrator-agent.conf (listen_addresses, "
 	"memory sized from MemTotal, scram-sha-256) and a managed pg_hba.conf "
 	"block (the connector CIDR and the agent's socket login); reload, or "

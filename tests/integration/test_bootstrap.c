@@ -59,6 +59,16 @@ boot_setup(struct boot *t, const char *tag, const char *hba)
 	fclose(fp);
 }
 
+static void
+boot_cleanup(struct boot *t)
+{
+	char cmd[128];
+
+	fake_stop(&t->f);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
+	cr_expect(system(cmd) == 0);
+}
+
 static int
 boot_run(struct boot *t, struct run *r)
 {
@@ -184,7 +194,7 @@ Test(bootstrap, converges_logs_in_with_scram_and_rotates, .timeout = 120)
 	run_free(&r);
 
 	PQfinish(c);
-	fake_stop(&t.f);
+	boot_cleanup(&t);
 }
 
 Test(bootstrap, half_way_failure_then_converges, .timeout = 120)
@@ -236,7 +246,7 @@ Test(bootstrap, half_way_failure_then_converges, .timeout = 120)
 	cr_expect(tcp_login(t.db, PW1));
 
 	PQfinish(c);
-	fake_stop(&t.f);
+	boot_cleanup(&t);
 	unlink(hba);
 }
 
@@ -533,4 +543,122 @@ Test(bootstrap, usage_errors)
 		cr_expect_eq(r.status, 64, "%s: %s", bad[i][0], r.err);
 		run_free(&r);
 	}
+}
+
+static void
+put(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	cr_assert(fp != NULL, "%s", path);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/*
+ * The cluster moved onto a mounted disk: a stand-in Debian cluster (its
+ * postgresql.conf beside --pg-conf-dir) and a stand-in pg_ctlcluster in
+ * PATH that logs its arguments, since the harness's server must keep
+ * running.  Needs root and loop devices for the mount.
+ */
+Test(bootstrap, datadir_copied_once_adopted_and_checked, .timeout = 120)
+{
+	struct disk d;
+	struct run r;
+	char etc[160], confd[180], conf[200], data[160], bin[160], ctl[200], log[200];
+	char path[300], pathenv[4200], body[512], want[300], *text;
+	const char *env[2];
+	const char *args[32];
+	int n = 0;
+
+	disk_setup(&d);
+	disk_run(&d, &r);
+	if (r.status != 0) {
+		cr_log_info("bootstrap: datadir needs a mounted image (root, loop devices); not "
+		    "tested here: %s", r.err);
+		run_free(&r);
+		disk_cleanup(&d);
+		return;
+	}
+	run_free(&r);
+	snprintf(etc, sizeof(etc), "%s/etc", d.dir);
+	snprintf(confd, sizeof(confd), "%s/conf.d", etc);
+	snprintf(conf, sizeof(conf), "%s/postgresql.conf", etc);
+	snprintf(data, sizeof(data), "%s/var-main", d.dir);
+	snprintf(bin, sizeof(bin), "%s/bin", d.dir);
+	snprintf(ctl, sizeof(ctl), "%s/pg_ctlcluster", bin);
+	snprintf(log, sizeof(log), "%s/ctl.log", d.dir);
+	cr_assert(mkdir(etc, 0755) == 0 && mkdir(confd, 0755) == 0 && mkdir(bin, 0755) == 0);
+	cr_assert(mkdir(data, 0700) == 0);
+	snprintf(path, sizeof(path), "%s/base", data);
+	cr_assert(mkdir(path, 0700) == 0);
+	snprintf(path, sizeof(path), "%s/base/relfile", data);
+	put(path, "rows\n");
+	snprintf(path, sizeof(path), "%s/PG_VERSION", data);
+	put(path, "16\n");
+	snprintf(body, sizeof(body), "port = 5432\ndata_directory = '%s'\t\t# use data in "
+	    "another directory\n", data);
+	put(conf, body);
+	snprintf(body, sizeof(body), "#!/bin/sh\necho \"$@\" >> %s\n", log);
+	put(ctl, body);
+	chmod(ctl, 0755);
+	snprintf(pathenv, sizeof(pathenv), "PATH=%s:%s", bin, getenv("PATH"));
+	env[0] = pathenv;
+	env[1] = NULL;
+	for (const char *a[] = { "-c", "/dev/null", "bootstrap", NO_META, "--only", "datadir",
+	    "--pg-major", "16", "--pg-conf-dir", confd, "--mount-point", d.mnt, NULL }; a[n];
+	    n++)
+		args[n] = a[n];
+	args[n] = NULL;
+
+	/* First time: stopped, copied through main.copy, switched, started. */
+	run_agent(&r, env, NULL, args);
+	cr_assert_eq(r.status, 0, "%s\n%s", r.out, r.err);
+	cr_expect(strstr(r.out, "datadir: copied") != NULL, "%s", r.out);
+	run_free(&r);
+	snprintf(path, sizeof(path), "%s/16/main/base/relfile", d.mnt);
+	text = read_file(path);
+	cr_expect(text != NULL && strcmp(text, "rows\n") == 0, "data not copied to %s", path);
+	free(text);
+	snprintf(path, sizeof(path), "%s/16/main.copy", d.mnt);
+	cr_expect(access(path, F_OK) == -1, "%s left behind", path);
+	text = read_file(conf);
+	snprintf(want, sizeof(want), "data_directory = '%s/16/main'\n", d.mnt);
+	cr_expect(strstr(text, want) != NULL && strstr(text, "port = 5432\n") != NULL, "%s",
+	    text);
+	free(text);
+	text = read_file(log);
+	cr_expect_str_eq(text, "16 main stop\n16 main start\n");
+	free(text);
+
+	/* Again: nothing to do, the cluster is neither stopped nor started. */
+	run_agent(&r, env, NULL, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "already uses") != NULL, "%s", r.out);
+	run_free(&r);
+	text = read_file(log);
+	cr_expect_str_eq(text, "16 main stop\n16 main start\n");
+	free(text);
+
+	/* A new VM (fresh config) with this disk: the cluster on it is adopted. */
+	snprintf(body, sizeof(body), "data_directory = '%s'\n", data);
+	put(conf, body);
+	run_agent(&r, env, NULL, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "adopted the PostgreSQL 16 cluster") != NULL, "%s", r.out);
+	run_free(&r);
+
+	/* A disk from another major version is refused, not started. */
+	put(conf, body);
+	snprintf(path, sizeof(path), "%s/16/main/PG_VERSION", d.mnt);
+	put(path, "15\n");
+	run_agent(&r, env, NULL, args);
+	cr_expect_eq(r.status, 71, "%s", r.err);
+	cr_expect(strstr(r.err, "step datadir failed") && strstr(r.err, "PostgreSQL 15 cluster"),
+	    "%s", r.err);
+	run_free(&r);
+	text = read_file(conf);
+	cr_expect_str_eq(text, body, "data_directory changed although the copy was refused");
+	free(text);
+	disk_cleanup(&d);
 }
