@@ -4,6 +4,9 @@
  * the role.  The password never reaches argv, logs or the server's log:
  * the SCRAM verifier is computed here and only the verifier is sent, and
  * a role whose verifier already matches is left alone.
+ *
+ * Pointers passed to functions here are borrowed for the call unless a
+ * comment says otherwise.
  */
 #include <ctype.h>
 #include <errno.h>

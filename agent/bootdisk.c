@@ -3,6 +3,9 @@
  * is mkfs, so it runs only after blkid's low-level probe (-p, no cache)
  * says the device holds nothing at all.  Programs (blkid, mkfs.ext4,
  * mount, cp, chown, pg_ctlcluster) run without a shell through proc_run.
+ *
+ * Pointers passed to functions here are borrowed for the call unless a
+ * comment says otherwise.
  */
 #include <errno.h>
 #include <pwd.h>

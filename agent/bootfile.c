@@ -3,6 +3,9 @@
  * They are pure functions of the old text so that a re-run produces the
  * same bytes and the bootstrap can tell "unchanged" from "changed" by
  * comparing, and so that unit tests can pin them down.
+ *
+ * Pointers passed to functions here are borrowed for the call unless a
+ * comment says otherwise.
  */
 #include <arpa/inet.h>
 #include <errno.h>

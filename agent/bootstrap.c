@@ -5,6 +5,9 @@
  * PostgreSQL must reload or restart is asked of PostgreSQL itself, so a
  * run that wrote the files and died before applying them is finished by
  * the next one.
+ *
+ * Pointers passed to functions here are borrowed for the call unless a
+ * comment says otherwise.
  */
 #include <ctype.h>
 #include <dirent.h>

@@ -1,6 +1,10 @@
 /*
  * cmd_bootstrap.c - "bootstrap": provision the database VM from its
- * metadata, every step idempotent (bootstrap.c, bootdisk.c, bootfile.c).
+ * metadata, every step idempotent (bootstrap.c, bootdisk.c, bootdb.c,
+ * bootfile.c).
+ *
+ * Pointers passed to functions here are borrowed for the call unless a
+ * comment says otherwise.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -359,7 +363,7 @@ const struct cmd cmd_bootstrap = {
 	"Every step prints what it did or that nothing needed doing; a second "
 	"run changes nothing.  --only and --skip take comma-separated steps.  "
 	"On failure the step is named and the exit status is 78 (bad "
-	"metadata), 71 (disk, systemd), 69 (PostgreSQL, Secret Manager) or "
+	"metadata), 71 (disk, datadir, systemd), 69 (PostgreSQL, Secret Manager) or "
 	"73 (agent.ini).",
 	bootstrap_run,
 };
