@@ -29,7 +29,8 @@ enum boot_val {
 struct bootstrap {
 	/* Values: set from flags first, the rest from metadata.  Owned. */
 	char		*val[BV_N];
-	const char	*from[BV_N];	/* "--flag" or "metadata attribute X" */
+	const char	*from[BV_N];	/* "--X" or "metadata attribute X";
+					   static storage */
 	/* Paths and commands; borrowed (argv or defaults). */
 	const char	*pg_host;	/* socket directory (or host) */
 	const char	*pg_port;
