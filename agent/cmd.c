@@ -29,6 +29,7 @@ static const struct cmd *const cmds[] = {
 	&cmd_reset_stuck,
 	&cmd_doctor,
 	&cmd_metrics,
+	&cmd_bootstrap,
 	&cmd_help,
 	&cmd_version,
 };
@@ -42,6 +43,8 @@ static const char exit_codes[] =
     "  66  an input file cannot be read\n"
     "  69  service unavailable (database unreachable, unknown task)\n"
     "  70  internal error\n"
+    "  71  operating-system step failed (bootstrap: disk, systemd)\n"
+    "  73  a file could not be created (bootstrap: agent.ini)\n"
     "  74  output could not be written\n"
     "  75  temporary failure (lock or connection lost; try again)\n"
     "  78  configuration error\n";

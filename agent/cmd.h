@@ -46,6 +46,7 @@ void	cmd_list(FILE *);
 int	cmd_usage_error(const struct cmd *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 
+extern const struct cmd cmd_bootstrap;
 extern const struct cmd cmd_cancel;
 extern const struct cmd cmd_backup;
 extern const struct cmd cmd_config;

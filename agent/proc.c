@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -557,4 +558,60 @@ proc_signalfd(const char *who)
 	if (fd == -1)
 		fatal("%s: signalfd", who);
 	return fd;
+}
+
+int
+proc_run(char *const argv[], char *out, size_t outlen, char *err,
+    size_t errlen)
+{
+	struct pollfd	 pfd[3];
+	struct proc	*p;
+	const char	*o;
+	size_t		 n;
+	short		 ev[3];
+	int		 fds[3], i, k, st, overflow, rc = -1;
+	pid_t		 w;
+
+	if (outlen > 0)
+		out[0] = '\0';
+	p = proc_start(argv, NULL, NULL, 0, 65536, err, errlen);
+	if (p == NULL)
+		return -1;
+	for (;;) {
+		k = proc_fds(p, fds, ev);
+		for (i = 0; i < k; i++) {
+			pfd[i].fd = fds[i];
+			pfd[i].events = ev[i];
+			pfd[i].revents = 0;
+		}
+		if (k > 0 && poll(pfd, (nfds_t)k, 200) == -1 &&
+		    errno != EINTR) {
+			snprintf(err, errlen, "poll: %s", strerror(errno));
+			goto out;
+		}
+		proc_io(p);
+		w = waitpid(proc_pid(p), &st, k > 0 ? WNOHANG : 0);
+		if (w == -1 && errno != EINTR) {
+			snprintf(err, errlen, "waitpid: %s", strerror(errno));
+			goto out;
+		}
+		if (w != proc_pid(p))
+			continue;
+		/*
+		 * Exited: take what is buffered and stop, since a daemon it
+		 * started (pg_ctl start) may hold the pipes open forever.
+		 */
+		proc_reaped(p, st);
+		proc_io(p);
+		proc_close_pipes(p);
+		break;
+	}
+	o = proc_stdout(p, &n, &overflow);
+	if (outlen > 0)
+		snprintf(out, outlen, "%.*s", (int)n, o);
+	proc_stderr_tail(p, err, errlen);
+	rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+out:
+	proc_free(p);
+	return rc;
 }

@@ -59,6 +59,15 @@ const char	*proc_stdout(const struct proc *, size_t *len, int *overflow);
 /* Last PROC_ERRTAIL bytes of stderr into buf (NUL-terminated). */
 void		 proc_stderr_tail(const struct proc *, char *buf, size_t len);
 
+/*
+ * Run argv to completion (no shell, no stdin, database secrets not in its
+ * environment), for short administrative commands.  stdout (truncated) goes
+ * to out and the tail of stderr to err.  Returns the exit status (128 +
+ * signal when killed), or -1 when it could not run, with err filled.
+ */
+int		 proc_run(char *const argv[], char *out, size_t outlen,
+		    char *err, size_t errlen);
+
 /* Kill if still running, reap, close and free.  NULL-tolerant. */
 void		 proc_free(struct proc *);
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(
-	gcc make pkg-config util-linux bc
+	gcc make pkg-config util-linux e2fsprogs bc
 	libpq-dev libjson-c-dev libinih-dev libssl-dev
 	libcurl4-openssl-dev libsystemd-dev libzstd-dev zlib1g-dev libmicrohttpd-dev
 	libcriterion-dev

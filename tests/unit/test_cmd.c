@@ -13,7 +13,7 @@
 #include "helpers.h"
 
 static const char *const names[] = { "schema", "config", "help", "version",
-    "maintain" };
+    "maintain", "bootstrap" };
 
 static char *
 capture_list(void)

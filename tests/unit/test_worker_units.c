@@ -1,6 +1,7 @@
 /*
  * test_worker_units.c - pieces of the worker that need no database:
- * command splitting, backoff, handler configuration, array literals.
+ * command splitting and running, backoff, handler configuration, array
+ * literals.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -160,4 +161,31 @@ Test(units, handler_lookup)
 	cfg_free(cfg);
 	unlink(path);
 	free(path);
+}
+
+/* proc_run: status, stdout, stderr tail; a daemon it leaves does not hold it. */
+Test(proc, run_to_completion, .timeout = 20)
+{
+	static const struct {
+		const char *argv[5];
+		int status;
+		const char *out, *err;
+	} t[] = {
+		{ { "sh", "-c", "echo out; echo err >&2; exit 3", NULL }, 3, "out\n", "err" },
+		{ { "true", NULL }, 0, "", "" },
+		{ { "sh", "-c", "kill -TERM $$", NULL }, 128 + 15, "", "" },
+		{ { "no-such-program-oa", NULL }, -1, "", "not found" },
+		/* A child left running with the pipes open (like pg_ctl start). */
+		{ { "sh", "-c", "sleep 10 & echo started", NULL }, 0, "started\n", "" },
+	};
+	char out[256], err[256];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		int st = proc_run((char *const *)t[i].argv, out, sizeof(out), err, sizeof(err));
+
+		cr_expect_eq(st, t[i].status, "case %zu: %d (%s)", i, st, err);
+		if (st != -1)
+			cr_expect_str_eq(out, t[i].out, "case %zu", i);
+		cr_expect(strstr(err, t[i].err) != NULL, "case %zu: %s", i, err);
+	}
 }
