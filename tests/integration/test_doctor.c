@@ -679,3 +679,52 @@ Test(doctor, bucket_permissions_and_clock_skew, .timeout = 90)
 		fake_stop(&f);
 	}
 }
+
+/* Secret Manager and credentials through the fake metadata server. */
+Test(doctor, secrets_and_credentials, .timeout = 90)
+{
+	static const struct {
+		const char *secret, *secrets_want, *cred_want;
+	} cases[] = {
+		{ "projects/p/secrets/pgpw/versions/latest", "ok", "ok" },
+		{ "projects/p/secrets/nosuch/versions/latest", "crit", "ok" },
+	};
+	struct fake	 f;
+	struct dt	 t;
+	json_object	*doc, *c;
+	char		 meta[96], ini[1024];
+	size_t		 i;
+	int		 status;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fake_start(&f);
+		free(fake_post(&f, "/_fake/config", "{\"auth\": true, "
+		    "\"metadata\": {\"project_id\": \"p\"}, \"secrets\": "
+		    "{\"projects/p/secrets/pgpw\": [\"pw\"]}}"));
+		dt_setup(&t, NULL);
+		snprintf(ini, sizeof(ini), "[agent]\nstate_dir = %s/state\n"
+		    "[backup]\ntarget = file://%s/backups\n[database]\n"
+		    "password_secret = %s\n[gcs]\nsecretmanager_endpoint = %s\n",
+		    t.dir, t.dir, cases[i].secret, fake_url(&f));
+		write_file(t.ini, ini);
+		snprintf(meta, sizeof(meta), "GCE_METADATA_HOST=%s",
+		    fake_host(&f));
+		t.env[3] = meta;
+		t.env[4] = "PGPASSWORD";
+		t.env[5] = NULL;
+		doc = doctor_json(&t, &status, NULL);
+		c = find_check(doc, "secrets");
+		cr_expect_str_eq(field(c, "status"), cases[i].secrets_want,
+		    "%s: %s (%s)", cases[i].secret, field(c, "summary"),
+		    field(c, "detail"));
+		if (strcmp(cases[i].secrets_want, "crit") == 0)
+			cr_expect(strstr(field(c, "fix"), "secretAccessor"), "%s",
+			    field(c, "fix"));
+		c = find_check(doc, "credentials");
+		cr_expect_str_eq(field(c, "status"), cases[i].cred_want, "%s (%s)",
+		    field(c, "summary"), field(c, "detail"));
+		json_object_put(doc);
+		dt_teardown(&t);
+		fake_stop(&f);
+	}
+}
