@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -382,6 +383,39 @@ free_port(void)
 	port = ntohs(sin.sin_port);
 	close(fd);
 	return port;
+}
+
+int
+free_ports(int n)
+{
+	struct sockaddr_in sin;
+	int fds[8], base, i, k, ok;
+
+	cr_assert(n >= 1 && n <= 8);
+	/* Below the kernel's ephemeral range, where outgoing connections
+	 * (and free_port) take ports from; pgtest.sh uses 20000 and up. */
+	for (int tries = 0; tries < 200; tries++) {
+		base = 10000 + (int)(((unsigned)getpid() * 7919u +
+		    (unsigned)tries * 104729u + (unsigned)time(NULL)) %
+		    (unsigned)(20000 - 10000 - n));
+		ok = 1;
+		for (i = 0; i < n && ok; i++) {
+			fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+			cr_assert(fds[i] != -1);
+			memset(&sin, 0, sizeof(sin));
+			sin.sin_family = AF_INET;
+			sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			sin.sin_port = htons((unsigned short)(base + i));
+			if (bind(fds[i], (struct sockaddr *)&sin, sizeof(sin)) == -1)
+				ok = 0;
+		}
+		for (k = 0; k < i; k++)
+			close(fds[k]);
+		if (ok)
+			return base;
+	}
+	cr_assert_fail("no %d consecutive free ports", n);
+	return -1;
 }
 
 int

@@ -62,6 +62,11 @@ size_t	 http_body_cb(char *data, size_t size, size_t n, void *arg);
 char	*http_get(const char *url, long *status);
 /* A loopback TCP port that was free a moment ago. */
 int	 free_port(void);
+/*
+ * A base port such that base .. base + n - 1 are free on 127.0.0.1, chosen
+ * below the ephemeral range so no outgoing connection takes one meanwhile.
+ */
+int	 free_ports(int n);
 /* Run the harness's pg_ctl (OA_PGCTL) with action, e.g. "stop -m fast";
  * asserted to succeed.  Only for suites that run alone (tests/restart). */
 void	 pg_ctl(const char *action);

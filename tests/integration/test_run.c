@@ -92,7 +92,7 @@ worker_pids(PGconn *c, int *pids, int max)
 Test(run, workers_backup_restart_and_stop, .timeout = 120)
 {
 	char *db = migrated_db(), dir[64], text[1024], url[128], logpath[96], *cfg, *body;
-	int run, pids[8], n = 0, killed, fresh = 0, port = free_port();
+	int run, pids[8], n = 0, killed, fresh = 0, port = free_ports(2);
 	long st;
 	PGconn *c;
 
@@ -120,7 +120,14 @@ Test(run, workers_backup_restart_and_stop, .timeout = 120)
 	/* Worker k serves [health] on the configured port + k - 1. */
 	for (int k = 0; k < 2; k++) {
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port + k);
-		body = http_get(url, &st);
+		/* A worker restarted by run may still be starting up. */
+		for (int t = 0; t < 50; t++) {
+			body = http_get(url, &st);
+			if (st == 200)
+				break;
+			free(body);
+			usleep(100 * 1000);
+		}
 		cr_assert_eq(st, 200, "%s: %ld %s", url, st, body);
 		free(body);
 	}

@@ -81,7 +81,7 @@ wait_status(const char *url, long want, int ms)
 Test(health, healthz_and_metrics_follow_the_database, .timeout = 180)
 {
 	char *db = migrated_db(), text[512], hz[128], mx[128], *cfg, *body;
-	int port = free_port(), pid;
+	int port = free_ports(1), pid;
 	long st;
 	PGconn *c;
 
