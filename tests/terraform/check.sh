@@ -66,6 +66,11 @@ esac
 
 # --- 2 and 3. syntax and policies -------------------------------------------
 npmdir=$build/npm
+# Node keeps its own list of root CAs; trust the system's as well, so a
+# registry reached through a proxy with a locally installed CA verifies.
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+	export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
 if ! cmp -s tests/terraform/package-lock.json "$npmdir/package-lock.json" ||
 	[ ! -f "$npmdir/node_modules/@cdktf/hcl2json/package.json" ]; then
 	command -v npm >/dev/null || { echo "terraform: npm not installed (run make deps)" >&2; exit 1; }
