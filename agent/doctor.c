@@ -2,8 +2,8 @@
  * doctor.c - the check runner: selection (--only/--skip), timing, the
  * shared database connection and backup target, and the two outputs
  * (one line per check with its fix for people, a JSON document for
- * machines).  The checks themselves live in doctor_env.c, doctor_db.c and
- * doctor_queue.c.
+ * machines).  The checks themselves live in doctor_env.c, doctor_db.c,
+ * doctor_queue.c and doctor_backup.c.
  */
 #include <math.h>
 #include <stdarg.h>
