@@ -219,7 +219,8 @@ set_password(PGconn *conn, const char *verb, const char *ident,
 	}
 	lit = PQescapeLiteral(conn, ver, strlen(ver));
 	if (lit == NULL || asprintf(&sql, "%s ROLE %s %sPASSWORD %s", verb,
-	    ident, strcmp(verb, "CREATE") == 0 ? "LOGIN " : "", lit) == -1) {
+	    ident, strcmp(verb, "CREATE") == 0 ? "LOGIN CREATEDB " : "",
+	    lit) == -1) {
 		sql = NULL;
 		snprintf(err, errlen, "out of memory");
 		goto out;
@@ -241,11 +242,11 @@ ensure_role(struct bootstrap *b, PGconn *conn, const char *ident,
 	const char	*p[1] = { user };
 	PGresult	*res;
 	char		 sql[200];
-	int		 found, login, same, rc = -1;
+	int		 found, login, same, createdb, rc = -1;
 
 	res = PQexecParams(conn, "SELECT rolcanlogin, COALESCE(rolpassword, "
-	    "'') FROM pg_authid WHERE rolname = $1", 1, NULL, p, NULL, NULL,
-	    0);
+	    "''), rolcreatedb FROM pg_authid WHERE rolname = $1", 1, NULL, p,
+	    NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		snprintf(err, errlen, "%s", PQerrorMessage(conn));
 		trim(err);
@@ -269,13 +270,22 @@ ensure_role(struct bootstrap *b, PGconn *conn, const char *ident,
 			goto out;
 		fprintf(b->out, "database: role %s may log in again\n", user);
 	}
+	/* restore --to NEWDB and verify --restore create databases. */
+	createdb = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	if (!createdb) {
+		snprintf(sql, sizeof(sql), "ALTER ROLE %s CREATEDB", ident);
+		if (bootdb_exec(conn, sql, err, errlen) == -1)
+			goto out;
+		fprintf(b->out, "database: role %s may create databases (for "
+		    "restores and verify --restore)\n", user);
+	}
 	if (!same) {
 		if (set_password(conn, "ALTER", ident, user, b->password, err,
 		    errlen) == -1)
 			goto out;
 		fprintf(b->out, "database: role %s: password set from %s\n",
 		    user, b->val[BV_SECRET]);
-	} else if (login) {
+	} else if (login && createdb) {
 		fprintf(b->out, "database: role %s exists with this password; "
 		    "unchanged\n", user);
 	}

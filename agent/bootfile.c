@@ -186,11 +186,12 @@ bootfile_hba(const char *old, const char *db, const char *user,
 	if (fp == NULL)
 		return NULL;
 	fprintf(fp, "%s\n"
-	    "# the agent, over the socket, with the Secret Manager password\n"
-	    "local\t%s\t%s\t\t\tscram-sha-256\n"
+	    "# the agent, over the socket, with the Secret Manager password;\n"
+	    "# any database, for restore --to and verify --restore\n"
+	    "local\tall\t%s\t\t\tscram-sha-256\n"
 	    "# Cloud Run through the Serverless VPC Access connector\n"
 	    "host\t%s\t%s\t%s\tscram-sha-256\n%s\n",
-	    BOOTFILE_HBA_BEGIN, db, user, db, user, cidr, BOOTFILE_HBA_END);
+	    BOOTFILE_HBA_BEGIN, user, db, user, cidr, BOOTFILE_HBA_END);
 	block = finish(fp, &block, 0);
 	if (block == NULL)
 		return NULL;

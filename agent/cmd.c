@@ -39,15 +39,20 @@ static const char exit_codes[] =
     "exit status:\n"
     "  0   success\n"
     "  64  usage error (bad command line)\n"
-    "  65  bad data (invalid input, schema drift)\n"
-    "  66  an input file cannot be read\n"
+    "  65  bad data (invalid input, schema drift, a damaged backup)\n"
+    "  66  an input file or backup cannot be found or read\n"
     "  69  service unavailable (database unreachable, unknown task)\n"
     "  70  internal error\n"
-    "  71  operating-system step failed (bootstrap: disk, systemd)\n"
-    "  73  a file could not be created (bootstrap: agent.ini)\n"
+    "  71  operating-system step failed (bootstrap: disk, data directory,\n"
+    "      systemd; run: a child cannot start)\n"
+    "  73  a file could not be created (bootstrap: agent.ini; metrics\n"
+    "      --textfile)\n"
     "  74  output could not be written\n"
-    "  75  temporary failure (lock or connection lost; try again)\n"
-    "  78  configuration error\n";
+    "  75  temporary failure (lock or connection lost, maintain or backup\n"
+    "      already running; try again)\n"
+    "  78  configuration error\n"
+    "doctor uses the Nagios codes instead: 0 ok, 1 warning, 2 critical, 3 "
+    "unknown.\n";
 
 int
 agent_cfg(struct agent *a, struct cfg **out)

@@ -121,7 +121,7 @@ Test(bootstrap, converges_logs_in_with_scram_and_rotates, .timeout = 120)
 {
 	struct boot t;
 	struct run r;
-	char hba[256], sql[256], *v, *text;
+	char hba[256], sql[512], *v, *text;
 	const char *env[2];
 	PGconn *c;
 
@@ -151,14 +151,17 @@ Test(bootstrap, converges_logs_in_with_scram_and_rotates, .timeout = 120)
 	cr_expect(tcp_login(t.db, PW1), "the role cannot log in with the secret's password");
 	cr_expect(!tcp_login(t.db, "wrong"));
 	c = db_open(NULL);
+	/* CREATEDB: restore --to NEWDB and verify --restore make databases. */
 	snprintf(sql, sizeof(sql), "SELECT rolpassword LIKE 'SCRAM-SHA-256$%%' AND "
-	    "pg_has_role('%s', 'pg_monitor', 'MEMBER') FROM pg_authid WHERE rolname = '%s'",
-	    t.db, t.db);
+	    "rolcreatedb AND pg_has_role('%s', 'pg_monitor', 'MEMBER') FROM pg_authid "
+	    "WHERE rolname = '%s'", t.db, t.db);
 	v = db_value(c, sql);
 	cr_expect_str_eq(v, "t");
 	free(v);
 	text = read_file(hba);
 	snprintf(sql, sizeof(sql), "host\t%s\t%s\t10.8.0.0/28\tscram-sha-256\n", t.db, t.db);
+	cr_expect(strstr(text, sql) != NULL, "%s", text);
+	snprintf(sql, sizeof(sql), "local\tall\t%s\t\t\tscram-sha-256\n", t.db);
 	cr_expect(strstr(text, sql) != NULL, "%s", text);
 	free(text);
 

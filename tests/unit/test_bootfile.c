@@ -114,7 +114,7 @@ Test(bootfile, hba_block_first_and_replaced)
 
 		cr_assert_not_null(a);
 		cr_expect_eq(count(a, BOOTFILE_HBA_BEGIN), 1, "%s", a);
-		cr_expect(strstr(a, "local\torch\torch\t\t\tscram-sha-256\n") != NULL, "%s", a);
+		cr_expect(strstr(a, "local\tall\torch\t\t\tscram-sha-256\n") != NULL, "%s", a);
 		cr_expect(strstr(a, "host\torch\torch\t10.8.0.0/28\tscram-sha-256\n") != NULL, "%s", a);
 		/* First match wins: the block precedes every other rule. */
 		rule = strstr(a, "local   all");
