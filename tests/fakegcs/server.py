@@ -64,7 +64,7 @@ SCOPES_FOR = {
 }
 
 OPS = ("upload_init", "upload_chunk", "upload_media", "status_query", "upload_cancel", "download",
-       "get", "list", "delete", "iam", "bucket", "token", "metadata_token", "metadata", "secret")
+       "get", "list", "delete", "patch", "iam", "bucket", "token", "metadata_token", "metadata", "secret")
 FAULT_KINDS_FOR = {
     "partial": {"upload_chunk"},
     "expire_session": {"upload_chunk", "status_query"},

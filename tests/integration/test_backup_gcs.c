@@ -247,3 +247,33 @@ Test(backup_gcs, denied_bucket_and_stopped_service, .timeout = 120)
 	run_free(&r);
 	gb_teardown(&g);
 }
+
+/*
+ * A server that refuses objects.patch (some GCS-compatible stores) still
+ * gets a complete backup: the NAME.json record is the catalogue, the
+ * metadata patch only a convenience.
+ */
+Test(backup_gcs, metadata_patch_refused_is_not_fatal, .timeout = 120)
+{
+	struct gb g;
+	struct run r;
+	json_object *arr;
+
+	gb_setup(&g, NULL);
+	free(fake_post(&g.f, "/_fake/faults",
+	    "[{\"op\": \"patch\", \"kind\": \"501\", \"count\": 10}]"));
+	cr_assert_eq(agent(&g, &r, (const char *[]){ "backup", NULL }), 0, "%s", r.err);
+	cr_assert(strstr(r.err, "the record could not be added to the metadata"), "the "
+	    "patch was not refused: %s", r.err);
+	run_free(&r);
+	cr_assert_eq(agent(&g, &r, (const char *[]){ "backup", "list", "--json", NULL }), 0,
+	    "%s", r.err);
+	arr = json_tokener_parse(r.out);
+	cr_assert_eq(json_object_array_length(arr), 1, "%s", r.out);
+	json_object_put(arr);
+	run_free(&r);
+	cr_assert_eq(agent(&g, &r, (const char *[]){ "backup", "verify", "latest", NULL }), 0,
+	    "%s", r.err);
+	run_free(&r);
+	gb_teardown(&g);
+}
