@@ -1,5 +1,6 @@
 /*
- * cfg.c - configuration keys in one table, in the manner of pgbouncer.
+ * cfg.c - configuration: the INI file and the environment read against the
+ * key table in cfg_keys.c (pgbouncer's manner), provenance, reload.
  *
  * The INI file is read with inih through our own line reader so that we
  * know the line of every entry (Debian builds inih without
@@ -19,211 +20,9 @@
 #include <unistd.h>
 
 #include "cfg.h"
-#include "health.h"
+#include "cfg_keys.h"
 #include "proc.h"
-#include "sched.h"
 #include "secret.h"
-
-enum cfg_type { T_STR, T_INT, T_BOOL, T_ENUM };
-
-#define F_SECRET	0x01	/* never printed */
-#define F_NOFILE	0x02	/* environment only: secrets stay out of files */
-#define F_CONNINFO	0x04	/* libpq conninfo or URI; printed redacted */
-
-struct cfg_key {
-	const char	*section;
-	const char	*name;
-	enum cfg_type	 type;
-	const char	*def;
-	long long	 min, max;
-	const char	*choices;	/* T_ENUM: "a|b|c" */
-	const char	*env_low;	/* below the file: libpq's variable */
-	const char	*env;		/* above the file: the seed's variable */
-	int		 flags;
-	/* T_STR: a syntax check owned by the module that reads the value. */
-	int		(*check)(const char *, char *why, size_t whylen);
-};
-
-static const struct cfg_key keys[CFG_NKEYS] = {
-	[CFG_DB_URL] = { "database", "url", T_STR, "", 0, 0, NULL,
-	    NULL, "DATABASE_URL", F_CONNINFO },
-	[CFG_DB_HOST] = { "database", "host", T_STR, "", 0, 0, NULL,
-	    "PGHOST", "POSTGRES_HOST", 0 },
-	[CFG_DB_PORT] = { "database", "port", T_INT, "5432", 1, 65535, NULL,
-	    "PGPORT", "POSTGRES_PORT", 0 },
-	[CFG_DB_NAME] = { "database", "dbname", T_STR, "orchestrator", 0, 0,
-	    NULL, "PGDATABASE", "POSTGRES_DB", 0 },
-	[CFG_DB_USER] = { "database", "user", T_STR, "orchestrator", 0, 0,
-	    NULL, "PGUSER", "POSTGRES_USER", 0 },
-	[CFG_DB_PASSWORD] = { "database", "password", T_STR, "", 0, 0, NULL,
-	    "PGPASSWORD", "POSTGRES_PASSWORD", F_SECRET | F_NOFILE },
-	[CFG_DB_PASSWORD_FILE] = { "database", "password_file", T_STR, "", 0,
-	    0, NULL, NULL, "POSTGRES_PASSWORD_FILE", 0 },
-	[CFG_DB_SSLMODE] = { "database", "sslmode", T_ENUM, "prefer", 0, 0,
-	    "disable|allow|prefer|require|verify-ca|verify-full",
-	    "PGSSLMODE", NULL, 0 },
-	[CFG_DB_SSLROOTCERT] = { "database", "sslrootcert", T_STR, "", 0, 0,
-	    NULL, "PGSSLROOTCERT", NULL, 0 },
-	[CFG_DB_CONNECT_TIMEOUT] = { "database", "connect_timeout", T_INT,
-	    "10", 1, 3600, NULL, "PGCONNECT_TIMEOUT", NULL, 0 },
-	[CFG_DB_STATEMENT_TIMEOUT_MS] = { "database", "statement_timeout_ms",
-	    T_INT, "60000", 0, 86400000, NULL, NULL, NULL, 0 },
-	[CFG_DB_LOCK_TIMEOUT_MS] = { "database", "lock_timeout_ms", T_INT,
-	    "10000", 0, 86400000, NULL, NULL, NULL, 0 },
-	[CFG_DB_APPLICATION_NAME] = { "database", "application_name", T_STR,
-	    "orchestrator-agent", 0, 0, NULL, "PGAPPNAME", NULL, 0 },
-	[CFG_W_CONCURRENCY] = { "worker", "concurrency", T_INT, "4", 1, 256,
-	    NULL, NULL, NULL, 0 },
-	[CFG_W_PREFETCH] = { "worker", "prefetch", T_INT, "16", 0, 10000,
-	    NULL, NULL, NULL, 0 },
-	[CFG_W_LEASE_SECONDS] = { "worker", "lease_seconds", T_INT, "30", 2,
-	    86400, NULL, NULL, NULL, 0 },
-	[CFG_W_POLL_INTERVAL_MS] = { "worker", "poll_interval_ms", T_INT,
-	    "2000", 10, 3600000, NULL, NULL, NULL, 0 },
-	[CFG_W_GRACE_SECONDS] = { "worker", "grace_seconds", T_INT, "30", 0,
-	    3600, NULL, NULL, NULL, 0 },
-	[CFG_W_LISTEN] = { "worker", "listen", T_BOOL, "on", 0, 0, NULL,
-	    NULL, NULL, 0 },
-	[CFG_W_RETRY_BASE_MS] = { "worker", "retry_base_ms", T_INT, "2000", 0,
-	    86400000, NULL, NULL, NULL, 0 },
-	[CFG_W_RETRY_CAP_MS] = { "worker", "retry_cap_ms", T_INT, "600000", 0,
-	    604800000, NULL, NULL, NULL, 0 },
-	[CFG_W_UNLEASED_AFTER_SECONDS] = { "worker", "unleased_after_seconds",
-	    T_INT, "600", 10, 604800, NULL, NULL, NULL, 0 },
-	[CFG_AGENT_STATE_DIR] = { "agent", "state_dir", T_STR,
-	    "/var/lib/orchestrator-agent", 0, 0, NULL, NULL,
-	    "ORCHESTRATOR_AGENT_STATE_DIR", 0 },
-	[CFG_B_TARGET] = { "backup", "target", T_STR,
-	    "file:///var/lib/orchestrator-agent/backups", 0, 0, NULL, NULL,
-	    NULL, 0 },
-	[CFG_B_COMPRESSION] = { "backup", "compression", T_ENUM, "zstd", 0, 0,
-	    "zstd|gzip|none", NULL, NULL, 0 },
-	[CFG_B_ZSTD_LEVEL] = { "backup", "zstd_level", T_INT, "3", 1, 19, NULL,
-	    NULL, NULL, 0 },
-	[CFG_B_PG_DUMP] = { "backup", "pg_dump", T_STR, "pg_dump", 0, 0, NULL,
-	    NULL, NULL, 0 },
-	[CFG_B_PG_RESTORE] = { "backup", "pg_restore", T_STR, "pg_restore", 0,
-	    0, NULL, NULL, NULL, 0 },
-	[CFG_B_KEEP_LAST] = { "backup", "keep_last", T_INT, "7", 1, 100000,
-	    NULL, NULL, NULL, 0 },
-	[CFG_B_KEEP_DAYS] = { "backup", "keep_days", T_INT, "0", 0, 36500,
-	    NULL, NULL, NULL, 0 },
-	[CFG_B_CHUNK_KIB] = { "backup", "chunk_kib", T_INT, "8192", 256,
-	    1048576, NULL, NULL, NULL, 0 },
-	[CFG_GCS_ENDPOINT] = { "gcs", "endpoint", T_STR,
-	    "https://storage.googleapis.com", 0, 0, NULL, NULL, NULL, 0 },
-	[CFG_GCS_CREDENTIALS_FILE] = { "gcs", "credentials_file", T_STR, "", 0,
-	    0, NULL, NULL, "GOOGLE_APPLICATION_CREDENTIALS", 0 },
-	[CFG_GCS_METADATA_HOST] = { "gcs", "metadata_host", T_STR,
-	    "metadata.google.internal", 0, 0, NULL, NULL, "GCE_METADATA_HOST",
-	    0 },
-	[CFG_DB_PASSWORD_SECRET] = { "database", "password_secret", T_STR, "",
-	    0, 0, NULL, NULL, "POSTGRES_PASSWORD_SECRET", 0 },
-	[CFG_GCS_SECRETMANAGER_ENDPOINT] = { "gcs", "secretmanager_endpoint",
-	    T_STR, "https://secretmanager.googleapis.com", 0, 0, NULL, NULL,
-	    NULL, 0 },
-	[CFG_D_CONNECT_WARN_MS] = { "doctor", "connect_warn_ms",
-	    T_INT, "1000", 0, 600000, NULL, NULL, NULL, 0 },
-	[CFG_D_CONN_WARN_PCT] = { "doctor", "connections_warn_percent",
-	    T_INT, "90", 0, 100, NULL, NULL, NULL, 0 },
-	[CFG_D_CONN_CRIT_PCT] = { "doctor", "connections_crit_percent",
-	    T_INT, "95", 0, 100, NULL, NULL, NULL, 0 },
-	[CFG_D_DISK_WARN_PCT] = { "doctor", "disk_free_warn_percent",
-	    T_INT, "10", 0, 100, NULL, NULL, NULL, 0 },
-	[CFG_D_DISK_CRIT_PCT] = { "doctor", "disk_free_crit_percent",
-	    T_INT, "5", 0, 100, NULL, NULL, NULL, 0 },
-	[CFG_D_XID_WARN] = { "doctor", "xid_age_warn",
-	    T_INT, "1300000000", 0, 2147483647, NULL, NULL, NULL, 0 },
-	[CFG_D_XID_CRIT] = { "doctor", "xid_age_crit",
-	    T_INT, "1400000000", 0, 2147483647, NULL, NULL, NULL, 0 },
-	[CFG_D_IDLE_XACT_WARN_S] = { "doctor", "idle_in_transaction_warn_seconds",
-	    T_INT, "60", 0, 31536000, NULL, NULL, NULL, 0 },
-	[CFG_D_IDLE_XACT_CRIT_S] = { "doctor", "idle_in_transaction_crit_seconds",
-	    T_INT, "600", 0, 31536000, NULL, NULL, NULL, 0 },
-	[CFG_D_LONG_XACT_WARN_S] = { "doctor", "long_transaction_warn_seconds",
-	    T_INT, "600", 0, 31536000, NULL, NULL, NULL, 0 },
-	[CFG_D_LONG_XACT_CRIT_S] = { "doctor", "long_transaction_crit_seconds",
-	    T_INT, "3600", 0, 31536000, NULL, NULL, NULL, 0 },
-	[CFG_D_DEAD_WARN_PCT] = { "doctor", "dead_tuples_warn_percent",
-	    T_INT, "20", 0, 100, NULL, NULL, NULL, 0 },
-	[CFG_D_DEAD_CRIT_PCT] = { "doctor", "dead_tuples_crit_percent",
-	    T_INT, "50", 0, 100, NULL, NULL, NULL, 0 },
-	[CFG_D_DEAD_MIN] = { "doctor", "dead_tuples_min",
-	    T_INT, "10000", 0, 2147483647, NULL, NULL, NULL, 0 },
-	[CFG_D_DEPTH_WARN] = { "doctor", "queue_depth_warn",
-	    T_INT, "10000", 0, 2147483647, NULL, NULL, NULL, 0 },
-	[CFG_D_DEPTH_CRIT] = { "doctor", "queue_depth_crit",
-	    T_INT, "100000", 0, 2147483647, NULL, NULL, NULL, 0 },
-	[CFG_D_AGE_WARN_S] = { "doctor", "queue_age_warn_seconds",
-	    T_INT, "900", 0, 31536000, NULL, NULL, NULL, 0 },
-	[CFG_D_AGE_CRIT_S] = { "doctor", "queue_age_crit_seconds",
-	    T_INT, "3600", 0, 31536000, NULL, NULL, NULL, 0 },
-	[CFG_D_STUCK_WARN] = { "doctor", "stuck_warn",
-	    T_INT, "1", 0, 2147483647, NULL, NULL, NULL, 0 },
-	[CFG_D_STUCK_CRIT] = { "doctor", "stuck_crit",
-	    T_INT, "10", 0, 2147483647, NULL, NULL, NULL, 0 },
-	[CFG_D_FAIL_WARN_PCT] = { "doctor", "failure_rate_warn_percent",
-	    T_INT, "10", 0, 100, NULL, NULL, NULL, 0 },
-	[CFG_D_FAIL_CRIT_PCT] = { "doctor", "failure_rate_crit_percent",
-	    T_INT, "50", 0, 100, NULL, NULL, NULL, 0 },
-	[CFG_D_FAIL_MIN] = { "doctor", "failure_rate_min_tasks",
-	    T_INT, "10", 1, 2147483647, NULL, NULL, NULL, 0 },
-	[CFG_D_BACKUP_WARN_H] = { "doctor", "backup_age_warn_hours",
-	    T_INT, "26", 0, 87600, NULL, NULL, NULL, 0 },
-	[CFG_D_BACKUP_CRIT_H] = { "doctor", "backup_age_crit_hours",
-	    T_INT, "50", 0, 87600, NULL, NULL, NULL, 0 },
-	[CFG_D_BACKUP_SIZE_PCT] = { "doctor", "backup_size_change_percent",
-	    T_INT, "50", 0, 100000, NULL, NULL, NULL, 0 },
-	[CFG_D_VERIFY_WARN_D] = { "doctor", "verify_age_warn_days",
-	    T_INT, "8", 0, 3650, NULL, NULL, NULL, 0 },
-	[CFG_D_SKEW_WARN_S] = { "doctor", "clock_skew_warn_seconds",
-	    T_INT, "10", 0, 86400, NULL, NULL, NULL, 0 },
-	[CFG_D_SKEW_CRIT_S] = { "doctor", "clock_skew_crit_seconds",
-	    T_INT, "60", 0, 86400, NULL, NULL, NULL, 0 },
-	[CFG_D_MAINTAIN_WARN_H] = { "doctor", "maintain_age_warn_hours",
-	    T_INT, "3", 0, 87600, NULL, NULL, NULL, 0 },
-	[CFG_H_LISTEN] = { "health", "listen", T_STR, "", 0, 0, NULL, NULL,
-	    NULL, 0, health_check_listen },
-	[CFG_H_STALE_SECONDS] = { "health", "stale_seconds", T_INT, "30", 10,
-	    3600, NULL, NULL, NULL, 0 },
-	[CFG_S_WORKERS] = { "schedule", "workers", T_INT, "1", 0, 64, NULL,
-	    NULL, NULL, 0 },
-	[CFG_S_BACKUP] = { "schedule", "backup", T_STR, "03:15", 0, 0, NULL,
-	    NULL, NULL, 0, sched_check },
-	[CFG_S_MAINTAIN] = { "schedule", "maintain", T_STR, "1h", 0, 0, NULL,
-	    NULL, NULL, 0, sched_check },
-	[CFG_S_METRICS] = { "schedule", "metrics", T_STR, "off", 0, 0, NULL,
-	    NULL, NULL, 0, sched_check },
-	[CFG_S_METRICS_TEXTFILE] = { "schedule", "metrics_textfile", T_STR,
-	    "/var/lib/prometheus/node-exporter/orchestrator-agent.prom", 0, 0,
-	    NULL, NULL, NULL, 0 },
-	[CFG_M_RETENTION_DAYS] = { "maintenance", "retention_days", T_INT, "7",
-	    1, 36500, NULL, NULL, NULL, 0 },
-	[CFG_M_BATCH_SIZE] = { "maintenance", "batch_size", T_INT, "5000", 10,
-	    100000, NULL, NULL, NULL, 0 },
-	[CFG_M_LOCK_TIMEOUT_MS] = { "maintenance", "lock_timeout_ms", T_INT,
-	    "1000", 10, 60000, NULL, NULL, NULL, 0 },
-	/* 50, not 30: random keys (UUID task ids) settle near 70% full. */
-	[CFG_M_REINDEX_BLOAT_PERCENT] = { "maintenance",
-	    "reindex_bloat_percent", T_INT, "50", 0, 99, NULL, NULL, NULL, 0 },
-	[CFG_M_REINDEX_MIN_KIB] = { "maintenance", "reindex_min_kib", T_INT,
-	    "1024", 0, 104857600, NULL, NULL, NULL, 0 },
-};
-
-/* Keys of a [handler.TYPE] section. */
-enum { HK_KIND, HK_COMMAND, HK_URL, HK_TIMEOUT, HK_OUTPUT_LIMIT, HK_N };
-
-static const struct cfg_key hkeys[HK_N] = {
-	[HK_KIND] = { "handler.*", "kind", T_ENUM, "", 0, 0, "exec|http|noop",
-	    NULL, NULL, 0 },
-	[HK_COMMAND] = { "handler.*", "command", T_STR, "", 0, 0, NULL, NULL,
-	    NULL, 0 },
-	[HK_URL] = { "handler.*", "url", T_STR, "", 0, 0, NULL, NULL, NULL, 0 },
-	[HK_TIMEOUT] = { "handler.*", "timeout_seconds", T_INT, "300", 1,
-	    86400, NULL, NULL, NULL, 0 },
-	[HK_OUTPUT_LIMIT] = { "handler.*", "output_limit_kib", T_INT, "1024", 1,
-	    65536, NULL, NULL, NULL, 0 },
-};
 
 #define HANDLER_PREFIX		"handler."
 #define HANDLER_PREFIX_LEN	8
@@ -234,7 +33,7 @@ struct cfg_val {
 	long long	 num;
 	enum cfg_src	 src;
 	int		 line;
-	const char	*env;	/* static: points into keys[] */
+	const char	*env;	/* static: points into cfg_keys[] */
 };
 
 struct cfg_hsec {
@@ -267,8 +66,8 @@ key_find(const char *section, const char *name)
 	int i;
 
 	for (i = 0; i < CFG_NKEYS; i++)
-		if (strcmp(keys[i].section, section) == 0 &&
-		    strcmp(keys[i].name, name) == 0)
+		if (strcmp(cfg_keys[i].section, section) == 0 &&
+		    strcmp(cfg_keys[i].name, name) == 0)
 			return i;
 	return -1;
 }
@@ -291,7 +90,7 @@ section_known(const char *section)
 	if (strncmp(section, HANDLER_PREFIX, HANDLER_PREFIX_LEN) == 0)
 		return type_name_ok(section + HANDLER_PREFIX_LEN);
 	for (i = 0; i < CFG_NKEYS; i++)
-		if (strcmp(keys[i].section, section) == 0)
+		if (strcmp(cfg_keys[i].section, section) == 0)
 			return 1;
 	return 0;
 }
@@ -302,7 +101,7 @@ hkey_find(const char *name)
 	int i;
 
 	for (i = 0; i < HK_N; i++)
-		if (strcmp(hkeys[i].name, name) == 0)
+		if (strcmp(cfg_hkeys[i].name, name) == 0)
 			return i;
 	return -1;
 }
@@ -423,7 +222,7 @@ static int
 val_set(struct cfg *cfg, int id, const char *value, enum cfg_src src,
     int line, const char *env, char *err, size_t errlen)
 {
-	return val_store(&keys[id], &cfg->v[id], value, src, line, env, err,
+	return val_store(&cfg_keys[id], &cfg->v[id], value, src, line, env, err,
 	    errlen);
 }
 
@@ -446,10 +245,10 @@ hsec_get(struct cfg *cfg, const char *type, int line)
 	h->line = line;
 	/* Defaults are not validated: kind has none and must be set. */
 	for (i = 0; i < HK_N; i++) {
-		h->v[i].str = strdup(hkeys[i].def);
+		h->v[i].str = strdup(cfg_hkeys[i].def);
 		if (h->v[i].str == NULL)
 			return NULL;
-		h->v[i].num = strtoll(hkeys[i].def, NULL, 10);
+		h->v[i].num = strtoll(cfg_hkeys[i].def, NULL, 10);
 		h->v[i].src = CFG_SRC_DEFAULT;
 	}
 	cfg->nhs++;
@@ -482,7 +281,7 @@ handler_key(struct parse_state *ps, const char *section, const char *name,
 		    section, name, h->v[id].line);
 		return;
 	}
-	if (val_store(&hkeys[id], &h->v[id], value, CFG_SRC_FILE, ps->lineno,
+	if (val_store(&cfg_hkeys[id], &h->v[id], value, CFG_SRC_FILE, ps->lineno,
 	    NULL, msg, msglen) == -1) {
 		/* val_store names the key "handler.*.x"; name the section. */
 		char		 tmp[400];
@@ -583,10 +382,10 @@ cfg_handler(void *user, const char *section, const char *name,
 	else if (id == -1)
 		snprintf(msg, sizeof(msg), "unknown key '%s' in section [%s]",
 		    name, section);
-	else if (keys[id].flags & F_NOFILE)
+	else if (cfg_keys[id].flags & F_NOFILE)
 		snprintf(msg, sizeof(msg), "%s.%s must not be written in a "
 		    "config file; use password_file (mode 0600) or the %s "
-		    "variable", section, name, keys[id].env);
+		    "variable", section, name, cfg_keys[id].env);
 	else {
 		v = &ps->cfg->v[id];
 		if (v->src == CFG_SRC_FILE)
@@ -712,7 +511,7 @@ apply_env(struct cfg *cfg, int high, char *err, size_t errlen)
 	int		 i;
 
 	for (i = 0; i < CFG_NKEYS; i++) {
-		name = high ? keys[i].env : keys[i].env_low;
+		name = high ? cfg_keys[i].env : cfg_keys[i].env_low;
 		if (name == NULL)
 			continue;
 		value = getenv(name);
@@ -800,7 +599,7 @@ cfg_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	for (i = 0; i < CFG_NKEYS; i++)
-		if (val_set(cfg, i, keys[i].def, CFG_SRC_DEFAULT, 0, NULL, err,
+		if (val_set(cfg, i, cfg_keys[i].def, CFG_SRC_DEFAULT, 0, NULL, err,
 		    errlen) == -1)
 			goto fail;
 	if (apply_env(cfg, 0, err, errlen) == -1)
@@ -864,7 +663,7 @@ cfg_free(struct cfg *cfg)
 	if (cfg == NULL)
 		return;
 	for (i = 0; i < CFG_NKEYS; i++) {
-		if (cfg->v[i].str != NULL && (keys[i].flags & F_SECRET))
+		if (cfg->v[i].str != NULL && (cfg_keys[i].flags & F_SECRET))
 			explicit_bzero(cfg->v[i].str, strlen(cfg->v[i].str));
 		free(cfg->v[i].str);
 	}
@@ -933,13 +732,13 @@ cfg_path(const struct cfg *cfg)
 const char *
 cfg_key_section(enum cfg_id id)
 {
-	return keys[id].section;
+	return cfg_keys[id].section;
 }
 
 const char *
 cfg_key_name(enum cfg_id id)
 {
-	return keys[id].name;
+	return cfg_keys[id].name;
 }
 
 /* Print a conninfo with any password replaced, via libpq's own parser. */
@@ -1001,15 +800,15 @@ cfg_show(const struct cfg *cfg, FILE *fp)
 	int		 i, k;
 
 	for (i = 0; i < CFG_NKEYS; i++) {
-		if (strcmp(section, keys[i].section) != 0) {
-			section = keys[i].section;
+		if (strcmp(section, cfg_keys[i].section) != 0) {
+			section = cfg_keys[i].section;
 			fprintf(fp, "%s[%s]\n", i ? "\n" : "", section);
 		}
-		show_value(cfg, &keys[i], &cfg->v[i], fp);
+		show_value(cfg, &cfg_keys[i], &cfg->v[i], fp);
 	}
 	for (i = 0; i < cfg->nhs; i++) {
 		fprintf(fp, "\n[handler.%s]\n", cfg->hs[i].type);
 		for (k = 0; k < HK_N; k++)
-			show_value(cfg, &hkeys[k], &cfg->hs[i].v[k], fp);
+			show_value(cfg, &cfg_hkeys[k], &cfg->hs[i].v[k], fp);
 	}
 }
