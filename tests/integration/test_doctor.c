@@ -728,3 +728,38 @@ Test(doctor, secrets_and_credentials, .timeout = 90)
 		fake_stop(&f);
 	}
 }
+
+/* backup.size: the latest backup against the median of those before. */
+Test(doctor, backup_size_anomaly, .timeout = 60)
+{
+	static const struct { long latest; const char *want; } cases[] = {
+		{ 1000, "ok" }, { 1300, "ok" }, { 3000, "warn" }, { 100, "warn" },
+	};
+	struct dt	 t;
+	json_object	*doc, *c;
+	char		 path[256], text[256];
+	size_t		 i;
+	int		 k, status;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		dt_setup(&t, NULL);
+		/* Five earlier records, then the latest; names sort by time. */
+		for (k = 0; k < 6; k++) {
+			snprintf(path, sizeof(path), "%s/backups/db-2026112%dT031500Z"
+			    ".dump.zst.json", t.dir, k);
+			snprintf(text, sizeof(text), "{\"name\": \"db-2026112%dT031500Z"
+			    ".dump.zst\", \"stored_bytes\": %ld}", k, k < 5 ?
+			    1000 + 10L * k : cases[i].latest);
+			write_file(path, text);
+		}
+		doc = doctor_json(&t, &status, NULL);
+		c = find_check(doc, "backup.size");
+		cr_expect_str_eq(field(c, "status"), cases[i].want, "latest %ld: %s",
+		    cases[i].latest, field(c, "summary"));
+		if (strcmp(cases[i].want, "warn") == 0)
+			cr_expect(strstr(field(c, "fix"), "verify --restore"), "%s",
+			    field(c, "fix"));
+		json_object_put(doc);
+		dt_teardown(&t);
+	}
+}
