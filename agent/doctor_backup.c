@@ -53,28 +53,56 @@ state_get(json_object *st, const char *key)
 	return v;
 }
 
-/* Read DIR/FILE; NULL when absent.  Caller puts it. */
-static json_object *
-state_read(const struct dr_ctx *ctx, const char *file)
+static int
+jbool(json_object *o, const char *key)
+{
+	return json_object_get_boolean(json_object_object_get(o, key));
+}
+
+/* A state file's last success and last attempt, both borrowed from st. */
+struct state {
+	json_object	*st;		/* owned; state_close puts it */
+	json_object	*ok, *last;	/* NULL when absent */
+	time_t		 t;		/* of the last success; 0: none */
+};
+
+/*
+ * Read [agent] state_dir/FILE (written by store_state_*): last is the
+ * object under last_key, t the time under time_key of last_success.
+ */
+static void
+state_open(const struct dr_ctx *ctx, const char *file, const char *last_key,
+    const char *time_key, struct state *s)
 {
 	char path[4200];
 
 	snprintf(path, sizeof(path), "%s/%s",
 	    cfg_str(ctx->cfg, CFG_AGENT_STATE_DIR), file);
-	return json_object_from_file(path);
+	s->st = json_object_from_file(path);
+	s->ok = state_get(s->st, "last_success");
+	s->last = state_get(s->st, last_key);
+	s->t = iso_time(jstr(s->ok, time_key));
+}
+
+static void
+state_close(struct state *s)
+{
+	json_object_put(s->st);
+	s->st = NULL;
 }
 
 static void
 check_age(struct dr_ctx *ctx, struct dr_result *r)
 {
-	json_object	*st = state_read(ctx, "backup-state.json");
+	struct state	 s;
 	json_object	*ok, *att;
-	time_t		 t, now = time(NULL);
+	time_t		 t;
 	double		 hours;
 
-	ok = state_get(st, "last_success");
-	att = state_get(st, "last_attempt");
-	t = iso_time(jstr(ok, "created"));
+	state_open(ctx, "backup-state.json", "last_attempt", "created", &s);
+	ok = s.ok;
+	att = s.last;
+	t = s.t;
 	if (t == 0) {
 		dr_set(r, DR_WARN, "no successful backup recorded on this host");
 		if (jstr(att, "error") != NULL)
@@ -85,7 +113,7 @@ check_age(struct dr_ctx *ctx, struct dr_result *r)
 		    "(systemctl list-timers)");
 		goto out;
 	}
-	hours = difftime(now, t) / 3600;
+	hours = difftime(time(NULL), t) / 3600;
 	dr_metric(r, "orchestrator_backup_last_success_timestamp_seconds", "",
 	    (double)t);
 	dr_metric(r, "orchestrator_backup_last_size_bytes", "",
@@ -98,14 +126,13 @@ check_age(struct dr_ctx *ctx, struct dr_result *r)
 		dr_metric(r, "orchestrator_backup_last_attempt_timestamp_"
 		    "seconds", "", (double)iso_time(jstr(att, "created")));
 		dr_metric(r, "orchestrator_backup_last_attempt_ok", "",
-		    json_object_get_boolean(json_object_object_get(att, "ok")));
+		    jbool(att, "ok"));
 	}
 	r->status = dr_level(hours, TH(CFG_D_BACKUP_WARN_H),
 	    TH(CFG_D_BACKUP_CRIT_H));
 	dr_set(r, r->status, "last good backup %.1f h ago: %s", hours,
 	    jstr(ok, "name") ? jstr(ok, "name") : "?");
-	if (att != NULL &&
-	    !json_object_get_boolean(json_object_object_get(att, "ok"))) {
+	if (att != NULL && !jbool(att, "ok")) {
 		if (r->status < DR_WARN)
 			r->status = DR_WARN;
 		dr_detail(r, "the last attempt (%s) failed: %s",
@@ -117,7 +144,7 @@ check_age(struct dr_ctx *ctx, struct dr_result *r)
 		    "journalctl -u orchestrator-agent-backup shows the timer's "
 		    "runs");
 out:
-	json_object_put(st);
+	state_close(&s);
 }
 
 static int
@@ -179,14 +206,15 @@ out:
 static void
 check_verify(struct dr_ctx *ctx, struct dr_result *r)
 {
-	json_object	*st = state_read(ctx, "verify-state.json");
+	struct state	 s;
 	json_object	*ok, *att;
 	time_t		 t;
 	double		 days;
 
-	ok = state_get(st, "last_success");
-	att = state_get(st, "last_attempt");
-	t = iso_time(jstr(ok, "verified_at"));
+	state_open(ctx, "verify-state.json", "last_attempt", "verified_at", &s);
+	ok = s.ok;
+	att = s.last;
+	t = s.t;
 	if (t == 0) {
 		dr_set(r, TH(CFG_D_VERIFY_WARN_D) > 0 ? DR_WARN : DR_OK,
 		    "no backup has been verified on this host");
@@ -200,10 +228,8 @@ check_verify(struct dr_ctx *ctx, struct dr_result *r)
 	r->status = dr_level(days, TH(CFG_D_VERIFY_WARN_D), 0);
 	dr_set(r, r->status, "last verified %.1f days ago: %s%s", days,
 	    jstr(ok, "name") ? jstr(ok, "name") : "?",
-	    json_object_get_boolean(json_object_object_get(ok, "restored")) ?
-	    " (restored)" : "");
-	if (att != NULL &&
-	    !json_object_get_boolean(json_object_object_get(att, "ok"))) {
+	    jbool(ok, "restored") ? " (restored)" : "");
+	if (att != NULL && !jbool(att, "ok")) {
 		r->status = DR_CRIT;
 		dr_set(r, DR_CRIT, "the last verify failed: %s is not "
 		    "restorable", jstr(att, "name") ? jstr(att, "name") : "?");
@@ -217,7 +243,7 @@ check_verify(struct dr_ctx *ctx, struct dr_result *r)
 		dr_fix(r, "run 'orchestrator-agent backup verify latest "
 		    "--restore'");
 out:
-	json_object_put(st);
+	state_close(&s);
 }
 
 static void
@@ -263,14 +289,14 @@ check_bucket(struct dr_ctx *ctx, struct dr_result *r)
 static void
 check_maintain(struct dr_ctx *ctx, struct dr_result *r)
 {
-	json_object	*st = state_read(ctx, "maintain-state.json");
-	json_object	*ok, *last;
+	struct state	 s;
+	json_object	*last;
 	time_t		 t;
 	double		 hours;
 
-	ok = state_get(st, "last_success");
-	last = state_get(st, "last_run");
-	t = iso_time(jstr(ok, "started"));
+	state_open(ctx, "maintain-state.json", "last_run", "started", &s);
+	last = s.last;
+	t = s.t;
 	if (t == 0) {
 		dr_set(r, DR_WARN, "maintenance has not succeeded on this host");
 		if (jstr(last, "error") != NULL)
@@ -284,13 +310,10 @@ check_maintain(struct dr_ctx *ctx, struct dr_result *r)
 	    "", (double)t);
 	if (last != NULL)
 		dr_metric(r, "orchestrator_maintain_last_run_ok", "",
-		    json_object_get_boolean(json_object_object_get(last, "ok")));
+		    jbool(last, "ok"));
 	r->status = dr_level(hours, TH(CFG_D_MAINTAIN_WARN_H), 0);
 	dr_set(r, r->status, "last successful maintenance %.1f h ago", hours);
-	if (last != NULL &&
-	    !json_object_get_boolean(json_object_object_get(last, "ok")) &&
-	    !json_object_get_boolean(json_object_object_get(last,
-	    "skipped"))) {
+	if (last != NULL && !jbool(last, "ok") && !jbool(last, "skipped")) {
 		if (r->status < DR_WARN)
 			r->status = DR_WARN;
 		dr_detail(r, "the last run (%s) failed: %s",
@@ -301,7 +324,7 @@ check_maintain(struct dr_ctx *ctx, struct dr_result *r)
 		dr_fix(r, "run 'orchestrator-agent maintain' and read which "
 		    "step fails; journalctl -u orchestrator-agent-maintain");
 out:
-	json_object_put(st);
+	state_close(&s);
 }
 
 const struct dr_check dr_backup_checks[] = {
