@@ -149,7 +149,7 @@ check_disk(struct dr_ctx *ctx, struct dr_result *r)
 {
 	PGresult	*res;
 	struct statvfs	 sv;
-	char		 dir[1024];
+	char		 dir[1024], *slash;
 	double		 total, avail, pct;
 
 	if (dr_need_db(ctx, r) == NULL)
@@ -165,10 +165,20 @@ check_disk(struct dr_ctx *ctx, struct dr_result *r)
 		return;
 	snprintf(dir, sizeof(dir), "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
-	if (statvfs(dir, &sv) == -1) {
-		dr_set(r, DR_UNKNOWN, "cannot read the free space of %s", dir);
-		dr_fix(r, "run doctor as root or as the postgres user");
-		return;
+	/*
+	 * The data directory's parents are often closed to other users
+	 * (a 0700 mount point); the nearest one we may search is on the same
+	 * file system in the usual layouts, and statvfs needs no more.
+	 */
+	while (statvfs(dir, &sv) == -1) {
+		slash = strrchr(dir, '/');
+		if (slash == NULL || slash == dir) {
+			dr_set(r, DR_UNKNOWN, "cannot read the free space of "
+			    "the data directory");
+			dr_fix(r, "run doctor as root or as the postgres user");
+			return;
+		}
+		*slash = '\0';
 	}
 	total = (double)sv.f_blocks * sv.f_frsize;
 	avail = (double)sv.f_bavail * sv.f_frsize;
