@@ -684,10 +684,15 @@ Test(doctor, bucket_permissions_and_clock_skew, .timeout = 90)
 Test(doctor, secrets_and_credentials, .timeout = 90)
 {
 	static const struct {
-		const char *secret, *secrets_want, *cred_want;
+		const char *secret, *faults, *secrets_want, *cred_want;
 	} cases[] = {
-		{ "projects/p/secrets/pgpw/versions/latest", "ok", "ok" },
-		{ "projects/p/secrets/nosuch/versions/latest", "crit", "ok" },
+		{ "projects/p/secrets/pgpw/versions/latest", NULL, "ok", "ok" },
+		{ "projects/p/secrets/nosuch/versions/latest", NULL, "crit",
+		    "ok" },
+		/* The metadata server refuses tokens: nothing works. */
+		{ "projects/p/secrets/pgpw/versions/latest", "[{\"op\": "
+		    "\"metadata_token\", \"kind\": \"403\", \"count\": 100}]",
+		    "crit", "crit" },
 	};
 	struct fake	 f;
 	struct dt	 t;
@@ -701,6 +706,8 @@ Test(doctor, secrets_and_credentials, .timeout = 90)
 		free(fake_post(&f, "/_fake/config", "{\"auth\": true, "
 		    "\"metadata\": {\"project_id\": \"p\"}, \"secrets\": "
 		    "{\"projects/p/secrets/pgpw\": [\"pw\"]}}"));
+		if (cases[i].faults != NULL)
+			free(fake_post(&f, "/_fake/faults", cases[i].faults));
 		dt_setup(&t, NULL);
 		snprintf(ini, sizeof(ini), "[agent]\nstate_dir = %s/state\n"
 		    "[backup]\ntarget = file://%s/backups\n[database]\n"
@@ -723,6 +730,9 @@ Test(doctor, secrets_and_credentials, .timeout = 90)
 		c = find_check(doc, "credentials");
 		cr_expect_str_eq(field(c, "status"), cases[i].cred_want, "%s (%s)",
 		    field(c, "summary"), field(c, "detail"));
+		if (strcmp(cases[i].cred_want, "crit") == 0)
+			cr_expect(strstr(field(c, "fix"), "service account"), "%s",
+			    field(c, "fix"));
 		json_object_put(doc);
 		dt_teardown(&t);
 		fake_stop(&f);
