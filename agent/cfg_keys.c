@@ -51,6 +51,8 @@ const struct cfg_key cfg_keys[CFG_NKEYS] = {
 	    86400000, NULL, NULL, NULL, 0 },
 	[CFG_W_RETRY_CAP_MS] = { "worker", "retry_cap_ms", T_INT, "600000", 0,
 	    604800000, NULL, NULL, NULL, 0 },
+	[CFG_W_HOLD_MS] = { "worker", "hold_ms", T_INT, "50", 0, 1000, NULL,
+	    NULL, NULL, 0 },
 	[CFG_W_UNLEASED_AFTER_SECONDS] = { "worker", "unleased_after_seconds",
 	    T_INT, "600", 10, 604800, NULL, NULL, NULL, 0 },
 	[CFG_AGENT_STATE_DIR] = { "agent", "state_dir", T_STR,

@@ -30,7 +30,7 @@ struct opts {
 static const char insert_sql[] =
 	"INSERT INTO tasks (task_id, skill_name, task_type, source_repo, "
 	"target_repo, change_event, relationship_config, max_attempts, "
-	"priority, run_at) VALUES (COALESCE($1, gen_random_uuid()::text), $2, "
+	"priority, run_at) VALUES ($1, $2, "
 	"$3, $4, $5, $6::jsonb, $7::jsonb, $8::integer, $9::integer, "
 	"COALESCE($10::timestamptz, now() + $11::interval, now())) "
 	"RETURNING task_id";
@@ -174,7 +174,7 @@ enqueue_one(struct agent *a, const struct opts *o)
 	const char	*p[11], *state;
 	char		*json[2] = { NULL, NULL };
 	char		 skill[QUEUE_SKILL_MAX + 1], maxa[24], prio[24];
-	char		 interval[48];
+	char		 interval[48], id[37];
 	long long	 num[QF_COUNT], secs;
 	int		 rc;
 
@@ -183,7 +183,9 @@ enqueue_one(struct agent *a, const struct opts *o)
 		goto out;
 	snprintf(maxa, sizeof(maxa), "%lld", num[QF_MAX_ATTEMPTS]);
 	snprintf(prio, sizeof(prio), "%lld", num[QF_PRIORITY]);
-	p[0] = o->v[QF_ID];
+	if (o->v[QF_ID] == NULL)
+		queue_uuid(id);
+	p[0] = o->v[QF_ID] != NULL ? o->v[QF_ID] : id;
 	p[1] = o->v[QF_SKILL] ? o->v[QF_SKILL] :
 	    queue_default_skill(o->v[QF_TYPE], skill, sizeof(skill));
 	p[2] = o->v[QF_TYPE];

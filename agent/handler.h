@@ -27,6 +27,7 @@ struct task {
 	char		*id, *type, *skill, *source, *target;
 	char		*change_event, *relationship_config;
 	int		 attempt, max_attempts;
+	int		 held;		/* claimed in an open transaction */
 	/* While running. */
 	enum handler_kind kind;
 	int64_t		 started_ms, deadline_ms, exited_ms;

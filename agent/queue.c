@@ -7,11 +7,13 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sysexits.h>
+#include <time.h>
 
 #include "cmd.h"
 #include "db.h"
@@ -338,16 +340,39 @@ notnum:
 void
 queue_uuid(char out[37])
 {
+	static uint64_t	last_ms;
+	static unsigned	seq;
+	struct timespec	ts;
 	unsigned char	b[16];
+	uint64_t	ms;
 	ssize_t		n;
+	int		i;
 
 	do
 		n = getrandom(b, sizeof(b), 0);
 	while (n == -1 && errno == EINTR);
 	if (n != (ssize_t)sizeof(b))
 		fatal("queue: getrandom for a task id");
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);	/* version 4 */
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);	/* RFC 4122 variant */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	/*
+	 * Ids from one process only grow, even within a millisecond or
+	 * when the clock steps back: the 12 bits after the version count
+	 * (RFC 9562, 6.2 method 1), starting from a random point with room
+	 * to count.
+	 */
+	if (ms > last_ms) {
+		last_ms = ms;
+		seq = ((unsigned)b[6] << 8 | b[7]) & 0x7ff;
+	} else if (++seq > 0xfff) {
+		last_ms++;
+		seq = 0;
+	}
+	for (i = 0; i < 6; i++)
+		b[i] = (unsigned char)(last_ms >> (40 - 8 * i));
+	b[6] = (unsigned char)(0x70 | (seq >> 8));	/* version 7 */
+	b[7] = (unsigned char)(seq & 0xff);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);	/* RFC 9562 variant */
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
 	    "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
 	    b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);

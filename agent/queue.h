@@ -119,7 +119,11 @@ const char	*queue_interval(long long secs, char *buf, size_t len);
 int		 queue_parse_int(const char *s, size_t len, long long min,
 		    long long max, long long *out, char *why, size_t whylen);
 
-/* A random (version 4) UUID, lowercase, into the caller's out. */
+/*
+ * A time-ordered (version 7) UUID, lowercase, into the caller's out.  Ids
+ * made by one process increase, so a bulk load appends to the primary key
+ * and to task_history's task_id index instead of writing all over them.
+ */
 void		 queue_uuid(char out[37]);
 
 /* A growing byte buffer; data is owned by the buffer. */

@@ -23,6 +23,7 @@
 #include "queue_json.h"
 #include "queue_load.h"
 
+#define ANALYZE_AT	10000	/* rows after which the load ANALYZEs */
 #define FLUSH_AT	(256 * 1024)	/* COPY data sent in chunks this big */
 #define SHOW_ERRORS	10		/* invalid lines reported one by one */
 
@@ -560,6 +561,20 @@ queue_load_ndjson(PGconn *conn, FILE *fp, const char *name, long *rows)
 		rc = queue_fail(conn, res, "enqueue: committing the load; "
 		    "nothing was queued");
 		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	/*
+	 * A big load leaves the planner's statistics describing a queue that
+	 * no longer exists until autovacuum gets round to it; the workers'
+	 * batch statements are planned on them now.  The load is committed:
+	 * a failure here is only worth a warning.
+	 */
+	if (l.rows >= ANALYZE_AT) {
+		res = queue_exec(conn, "ANALYZE tasks", 0, NULL);
+		if (!queue_ok(res))
+			log_warnx("enqueue: %ld tasks queued, but ANALYZE tasks "
+			    "failed: %s", l.rows, PQresultErrorMessage(res));
 	}
 	*rows = l.rows;
 	rc = EX_OK;

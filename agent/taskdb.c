@@ -5,6 +5,7 @@
  * (worker_id, attempt_count): a worker whose lease was lost and whose task
  * was claimed again cannot record a second result.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,76 @@ static const char claim_sql[] =
     " SELECT task_id, task_type, skill_name, source_repo, target_repo,"
     "  change_event, relationship_config, attempt_count, max_attempts"
     " FROM u ORDER BY priority DESC, run_at";
+
+/*
+ * A held claim: lock due tasks in the caller's open transaction without
+ * writing them.  attempt_count + 1 is the attempt they will run as.
+ */
+static const char hold_sql[] =
+    "SELECT task_id, task_type, skill_name, source_repo, target_repo,"
+    "  change_event, relationship_config, attempt_count + 1, max_attempts"
+    " FROM tasks"
+    " WHERE status = 'queued' AND run_at <= now()"
+    "   AND task_type = ANY($1::text[])"
+    "   AND attempt_count < max_attempts"
+    " ORDER BY priority DESC, run_at, created_at"
+    " LIMIT $2"
+    " FOR UPDATE SKIP LOCKED";
+
+/*
+ * Settle held tasks in the transaction that holds them: those that ended
+ * get their final state at once (one write instead of claim + complete)
+ * and both history rows; 'start' marks the rest started with a lease, as
+ * an ordinary claim would have.  now() is the transaction's start, i.e.
+ * the claim.  No status fence: this transaction holds the rows' locks
+ * since the claim, so they are still queued, and a condition on status
+ * would let the planner (with a freshly loaded queue's stale statistics)
+ * read every queued task through a status index to find a thousand,
+ * instead of probing the primary key.
+ */
+static const char settle_sql[] =
+    "WITH d AS ("
+    " SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],"
+    "   $6::int[], $7::bigint[]) WITH ORDINALITY"
+    "  AS d(task_id, outcome, result, error, duration_ms, delay_ms, ord)"
+    "), u AS ("
+    " UPDATE tasks t SET"
+    "  status = CASE"
+    "   WHEN d.outcome = 'start' THEN 'started'"
+    "   WHEN d.outcome IN ('finished', 'cancelled') THEN d.outcome"
+    "   WHEN d.outcome = 'retry' AND t.attempt_count + 1 < t.max_attempts"
+    "    THEN 'queued'"
+    "   ELSE 'failed' END,"
+    "  attempt_count = t.attempt_count + 1,"
+    "  started_at = now(),"
+    "  ended_at = CASE WHEN d.outcome = 'start' OR (d.outcome = 'retry'"
+    "   AND t.attempt_count + 1 < t.max_attempts) THEN NULL"
+    "   ELSE clock_timestamp() END,"
+    "  run_at = CASE WHEN d.outcome = 'retry'"
+    "   AND t.attempt_count + 1 < t.max_attempts"
+    "   THEN clock_timestamp() + d.delay_ms * interval '1 millisecond'"
+    "   ELSE t.run_at END,"
+    "  result = CASE WHEN d.outcome = 'finished' THEN d.result::jsonb"
+    "   ELSE t.result END,"
+    "  error = d.error,"
+    "  worker_id = $1,"
+    "  lease_expires_at = CASE WHEN d.outcome = 'start'"
+    "   THEN now() + $8 * interval '1 second' END,"
+    "  cancel_requested = false"
+    "  FROM d"
+    "  WHERE t.task_id = d.task_id"
+    "  RETURNING t.task_id, t.status, d.outcome, d.error, d.duration_ms,"
+    "   d.ord"
+    "), h AS ("
+    " INSERT INTO task_history (task_id, status, \"timestamp\", worker_id,"
+    "  error, duration_ms)"
+    " SELECT task_id, 'started', now(), $1, NULL, NULL FROM u"
+    " UNION ALL"
+    " SELECT task_id, CASE WHEN status = 'queued' THEN 'retry'"
+    "   ELSE status END, clock_timestamp(), $1, error, duration_ms"
+    "  FROM u WHERE outcome <> 'start'"
+    ")"
+    " SELECT ord FROM u";
 
 /* A retry while attempts remain requeues; otherwise it fails. */
 static const char complete_sql[] =
@@ -200,26 +271,13 @@ xstrdup(const char *s)
 	return d;
 }
 
-int
-taskdb_claim(PGconn *conn, const struct taskdb_worker *w, int n,
-    int lease_seconds, struct taskq *q)
+/* Append the claimed rows of res to q as tasks (owned by q's holder). */
+static int
+add_tasks(const PGresult *res, struct taskq *q, int held)
 {
-	const char	*params[4];
-	char		 lim[16], lease[16];
-	PGresult	*res;
 	struct task	*t;
 	int		 i, rows;
 
-	snprintf(lim, sizeof(lim), "%d", n);
-	snprintf(lease, sizeof(lease), "%d", lease_seconds);
-	params[0] = w->id;
-	params[1] = w->types_literal;
-	params[2] = lim;
-	params[3] = lease;
-	res = db_exec_prepared(conn, "worker: claiming tasks", "oa_claim", 4,
-	    params);
-	if (res == NULL)
-		return -1;
 	rows = PQntuples(res);
 	for (i = 0; i < rows; i++) {
 		t = calloc(1, sizeof(*t));
@@ -234,10 +292,88 @@ taskdb_claim(PGconn *conn, const struct taskdb_worker *w, int n,
 		t->relationship_config = xstrdup(PQgetvalue(res, i, 6));
 		t->attempt = atoi(PQgetvalue(res, i, 7));
 		t->max_attempts = atoi(PQgetvalue(res, i, 8));
+		t->held = held;
 		TAILQ_INSERT_TAIL(q, t, entry);
 	}
+	return rows;
+}
+
+int
+taskdb_claim(PGconn *conn, const struct taskdb_worker *w, int n,
+    int lease_seconds, struct taskq *q)
+{
+	const char	*params[4];
+	char		 lim[16], lease[16];
+	PGresult	*res;
+	int		 rows;
+
+	snprintf(lim, sizeof(lim), "%d", n);
+	snprintf(lease, sizeof(lease), "%d", lease_seconds);
+	params[0] = w->id;
+	params[1] = w->types_literal;
+	params[2] = lim;
+	params[3] = lease;
+	res = db_exec_prepared(conn, "worker: claiming tasks", "oa_claim", 4,
+	    params);
+	if (res == NULL)
+		return -1;
+	rows = add_tasks(res, q, 0);
 	PQclear(res);
 	return rows;
+}
+
+int
+taskdb_hold(PGconn *conn, const char *types_literal, int n, struct taskq *q)
+{
+	const char	*params[2];
+	char		 lim[16];
+	PGresult	*res;
+	int		 rows;
+
+	if (db_cmd(conn, "worker: claiming tasks", "BEGIN") == -1)
+		return -1;
+	snprintf(lim, sizeof(lim), "%d", n);
+	params[0] = types_literal;
+	params[1] = lim;
+	res = db_exec_prepared(conn, "worker: claiming tasks", "oa_hold", 2,
+	    params);
+	if (res == NULL) {
+		(void)taskdb_rollback(conn);
+		return -1;
+	}
+	rows = add_tasks(res, q, 1);
+	PQclear(res);
+	if (rows == 0 && db_cmd(conn, "worker: claiming tasks", "COMMIT") ==
+	    -1)
+		return -1;
+	return rows;
+}
+
+int
+taskdb_rollback(PGconn *conn)
+{
+	PGresult	*res;
+	int		 i;
+
+	/* Take what a settle left in the pipeline, then leave the mode. */
+	for (i = 0; i < 64 && PQpipelineStatus(conn) != PQ_PIPELINE_OFF; i++) {
+		if (PQstatus(conn) != CONNECTION_OK)
+			return -1;
+		res = PQgetResult(conn);
+		if (res != NULL) {
+			PQclear(res);
+			continue;
+		}
+		(void)PQexitPipelineMode(conn);
+	}
+	if (PQstatus(conn) != CONNECTION_OK ||
+	    PQpipelineStatus(conn) != PQ_PIPELINE_OFF)
+		return -1;
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+		res = PQexec(conn, "ROLLBACK");
+		PQclear(res);
+	}
+	return PQtransactionStatus(conn) == PQTRANS_IDLE ? 0 : -1;
 }
 
 /* The arrays of a completion batch; free with free_complete(). */
@@ -358,6 +494,148 @@ taskdb_complete_result(PGconn *conn, int n, int *lost)
 		PQclear(res);
 	}
 	return rc;
+}
+
+int
+taskdb_settle_send(PGconn *conn, const char *worker_id, struct task **v,
+    const long *delays, int n, int lease_seconds)
+{
+	const char	**ids, **outs, **results, **errors, *params[8];
+	long		*durs;
+	char		*a[6] = { NULL }, lease[16];
+	int		 i, k, rc = -1;
+
+	ids = calloc((size_t)n, sizeof(*ids));
+	outs = calloc((size_t)n, sizeof(*outs));
+	results = calloc((size_t)n, sizeof(*results));
+	errors = calloc((size_t)n, sizeof(*errors));
+	durs = calloc((size_t)n, sizeof(*durs));
+	if (!ids || !outs || !results || !errors || !durs)
+		fatal("taskdb: calloc");
+	for (i = 0; i < n; i++) {
+		ids[i] = v[i]->id;
+		/* Still running or waiting: becomes an ordinary claim. */
+		outs[i] = v[i]->outcome == OUT_NONE ? "start" :
+		    outcome_names[v[i]->outcome];
+		results[i] = v[i]->result;
+		errors[i] = v[i]->error;
+		durs[i] = v[i]->duration_ms;
+	}
+	a[0] = taskdb_array(ids, n);
+	a[1] = taskdb_array(outs, n);
+	a[2] = taskdb_array(results, n);
+	a[3] = taskdb_array(errors, n);
+	a[4] = int_array(durs, n);
+	a[5] = int_array(delays, n);
+	snprintf(lease, sizeof(lease), "%d", lease_seconds);
+	params[0] = worker_id;
+	for (k = 0; k < 6; k++)
+		params[k + 1] = a[k];
+	params[7] = lease;
+	/* Settle and COMMIT in one round trip: a pipeline of two. */
+	if (PQenterPipelineMode(conn) == 0 ||
+	    PQsendQueryPrepared(conn, "oa_settle", 8, params, NULL, NULL,
+	    0) == 0 ||
+	    PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL,
+	    0) == 0 ||
+	    PQpipelineSync(conn) == 0) {
+		log_warnx("worker: sending results: %s", PQerrorMessage(conn));
+		goto out;
+	}
+	rc = 0;
+out:
+	for (k = 0; k < 6; k++)
+		free(a[k]);
+	free(ids);
+	free(outs);
+	free(results);
+	free(errors);
+	free(durs);
+	return rc;
+}
+
+int
+taskdb_settle_poll(PGconn *conn, struct taskdb_settle *st, int n, int *lost)
+{
+	PGresult	*res;
+	int		 s, isnull;
+
+	if (st->step == 0)
+		for (s = 0; s < n; s++)
+			lost[s] = 1;
+	for (;;) {
+		if (PQstatus(conn) != CONNECTION_OK)
+			return -1;
+		if (PQisBusy(conn))
+			return 0;
+		res = PQgetResult(conn);
+		isnull = res == NULL;
+		s = !isnull ? (int)PQresultStatus(res) : -1;
+		switch (st->step) {
+		case 0:		/* the settle statement */
+			if (s == PGRES_TUPLES_OK)
+				mark_rows(res, n, lost, NULL);
+			else {
+				st->failed = 1;
+				log_warnx("worker: recording results: %s",
+				    res != NULL ? PQresultErrorMessage(res) :
+				    PQerrorMessage(conn));
+			}
+			break;
+		case 2:		/* COMMIT, or skipped after an error */
+			if (s != PGRES_COMMAND_OK) {
+				if (!st->failed && res != NULL)
+					log_warnx("worker: recording results: "
+					    "%s", PQresultErrorMessage(res));
+				st->failed = 1;
+			}
+			break;
+		case 4:		/* the pipeline's end */
+			if (s != PGRES_PIPELINE_SYNC)
+				st->failed = 1;
+			break;
+		default:	/* the NULL after each statement's results */
+			break;
+		}
+		PQclear(res);
+		if (st->step == 4 || isnull != (st->step % 2 == 1)) {
+			/* Done, or out of step: either way, leave the pipeline. */
+			if (st->step != 4)
+				st->failed = 1;
+			st->step = 5;
+			if (st->failed) {
+				(void)taskdb_rollback(conn);
+				return -1;
+			}
+			return PQexitPipelineMode(conn) == 1 ? 1 : -1;
+		}
+		st->step++;
+	}
+}
+
+int
+taskdb_settle(PGconn *conn, const char *worker_id, struct task **v,
+    const long *delays, int n, int lease_seconds, int *lost)
+{
+	struct taskdb_settle	st = { 0, 0 };
+	struct pollfd		pfd;
+	int			r;
+
+	if (taskdb_settle_send(conn, worker_id, v, delays, n,
+	    lease_seconds) == -1) {
+		(void)taskdb_rollback(conn);
+		return -1;
+	}
+	for (;;) {
+		r = taskdb_settle_poll(conn, &st, n, lost);
+		if (r != 0)
+			return r == 1 ? 0 : -1;
+		pfd.fd = PQsocket(conn);
+		pfd.events = POLLIN;
+		(void)poll(&pfd, 1, 1000);
+		if (PQconsumeInput(conn) == 0)
+			return -1;
+	}
 }
 
 int
@@ -500,17 +778,27 @@ taskdb_session(PGconn *conn)
 	 * not analysed yet) and the planner would sort the whole queue for
 	 * each claim instead of walking idx_tasks_claim in order.  Every
 	 * statement of this session is index-driven, so sorting is made the
-	 * last resort here only.  JIT goes too: it costs more than these
-	 * short statements run, and the sort penalty alone would trigger it.
+	 * last resort here only.  The same staleness made the batch
+	 * statements hash every queued task to join a thousand ids (the
+	 * estimate for status = 'queued' was a few hundred), so joins probe
+	 * the primary key, as they should for a batch.  JIT goes too: it
+	 * costs more than these short statements run, and the sort penalty
+	 * alone would trigger it.
 	 */
 	if (db_cmd(conn, "worker: session settings", "SET enable_sort = off") ==
-	    -1 || db_cmd(conn, "worker: session settings", "SET jit = off") == -1)
+	    -1 || db_cmd(conn, "worker: session settings",
+	    "SET enable_hashjoin = off") == -1 || db_cmd(conn,
+	    "worker: session settings", "SET enable_mergejoin = off") == -1 ||
+	    db_cmd(conn, "worker: session settings", "SET jit = off") == -1)
 		return -1;
 	/* Prepared once per connection: planning is most of an idle claim. */
 	if (db_prepare(conn, "worker: preparing", "oa_claim", claim_sql, 4) ==
 	    -1 || db_prepare(conn, "worker: preparing", "oa_complete",
 	    complete_sql, 8) == -1 || db_prepare(conn, "worker: preparing",
-	    "oa_extend", extend_sql, 4) == -1)
+	    "oa_extend", extend_sql, 4) == -1 || db_prepare(conn,
+	    "worker: preparing", "oa_hold", hold_sql, 2) == -1 ||
+	    db_prepare(conn, "worker: preparing", "oa_settle", settle_sql,
+	    8) == -1)
 		return -1;
 	return 0;
 }

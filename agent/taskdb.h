@@ -35,6 +35,43 @@ int	 taskdb_claim(PGconn *, const struct taskdb_worker *, int n,
 	    int lease_seconds, struct taskq *q);
 
 /*
+ * Held claims.  In one transaction: BEGIN and lock up to n due tasks of the
+ * given types without writing them, appending them to q with held set
+ * (tasks owned by q's holder).  Returns the number held; with none the
+ * transaction is already committed, with some it stays open until a
+ * settle.  -1 after logging, with the transaction rolled back.
+ */
+int	 taskdb_hold(PGconn *, const char *types_literal, int n,
+	    struct taskq *q);
+
+/*
+ * Settle the n held tasks in v (borrowed) and COMMIT: a task with an
+ * outcome gets its final state and both history rows ('started' and the
+ * outcome) in one write; one without (OUT_NONE) becomes started with a
+ * lease, like an ordinary claim.  delays[i] is the retry delay in ms.
+ * The async form sends a pipeline; poll it with a zeroed
+ * struct taskdb_settle after PQconsumeInput() until it returns 1 (done,
+ * lost[] set) or -1 (nothing recorded: rolled back, or the connection is
+ * gone).  taskdb_settle() does both, waiting; 0 or -1.
+ */
+struct taskdb_settle {
+	int	step;
+	int	failed;
+};
+int	 taskdb_settle_send(PGconn *, const char *worker_id, struct task **v,
+	    const long *delays, int n, int lease_seconds);
+int	 taskdb_settle_poll(PGconn *, struct taskdb_settle *, int n,
+	    int *lost);
+int	 taskdb_settle(PGconn *, const char *worker_id, struct task **v,
+	    const long *delays, int n, int lease_seconds, int *lost);
+
+/*
+ * End whatever transaction or pipeline a failed hold or settle left open.
+ * 0 when the connection is clean again, -1 when it should be dropped.
+ */
+int	 taskdb_rollback(PGconn *);
+
+/*
  * Record the outcomes of the n tasks in v (borrowed) in one statement,
  * with their history rows; delays[i] is the retry delay in milliseconds.
  * Sets lost[i] for a task whose lease was gone (nothing recorded for it:

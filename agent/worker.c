@@ -36,6 +36,20 @@
 #define MAX_WAITFDS	(3 * 256 + 2)
 #define HEARTBEAT_MS	15000
 #define RECONNECT_MAX_MS 30000
+#define NRSLOT		3	/* result connections */
+
+/* A connection that records results without waiting. */
+struct rslot {
+	PGconn			*c;
+	struct taskq		 q;	/* tasks whose results are in flight */
+	int			 n;
+	int			 busy;		/* a batch is in flight */
+	int			 settling;	/* ... a settle, then */
+	int			 nbatch;	/* settle: tasks sent */
+	int			*lost;		/* settle: nbatch flags */
+	struct taskdb_settle	 st;
+	int64_t			 next_connect;
+};
 
 struct worker {
 	struct agent		*agent;
@@ -49,14 +63,19 @@ struct worker {
 	int			 concurrency, prefetch, lease_s, poll_ms;
 	int			 grace_s, listen, unleased_s;
 	long			 retry_base, retry_cap;
-	PGconn			*conn;
-	PGconn			*rconn;		/* results, sent without waiting */
-	int64_t			 next_connect, down_since, next_rconnect;
+	PGconn			*conn;		/* claims and the rest */
+	struct rslot		 rs[NRSLOT];
+	int64_t			 next_connect, down_since;
 	long			 connect_delay;
 	CURLM			*multi;
 	int			 sfd;
-	struct taskq		 prefetched, running, done, inflight;
-	int			 nprefetched, nrunning, ndone, ninflight;
+	struct taskq		 prefetched, running, done;
+	int			 nprefetched, nrunning, ndone;
+	/* Held claims: tasks locked in a transaction open on conn. */
+	int			 hold_ms, holding, nheld, nhdone;
+	struct taskq		 hdone;		/* held tasks that ended */
+	int64_t			 hold_deadline, hold_off_until;
+	int			 reregister;
 	int			 sync_next;	/* record the next batch in line */
 	int			 stopping, want_claim, claimed_none;
 	int64_t			 grace_deadline, next_claim, next_extend;
@@ -156,6 +175,7 @@ apply_cfg(struct worker *w, const struct cfg *cfg)
 	w->grace_s = (int)cfg_int(cfg, CFG_W_GRACE_SECONDS);
 	w->listen = cfg_bool(cfg, CFG_W_LISTEN);
 	w->unleased_s = (int)cfg_int(cfg, CFG_W_UNLEASED_AFTER_SECONDS);
+	w->hold_ms = (int)cfg_int(cfg, CFG_W_HOLD_MS);
 	w->retry_base = (long)cfg_int(cfg, CFG_W_RETRY_BASE_MS);
 	w->retry_cap = (long)cfg_int(cfg, CFG_W_RETRY_CAP_MS);
 	w->reg.concurrency = w->concurrency;
@@ -170,6 +190,8 @@ notify_status(struct worker *w)
 	    w->finished, w->failed, w->retried);
 }
 
+static void	hold_lost(struct worker *);
+
 /* The connection broke: log once, keep running handlers, reconnect. */
 static void
 db_down(struct worker *w, const char *why)
@@ -179,6 +201,7 @@ db_down(struct worker *w, const char *why)
 	log_warnx("worker: lost the database connection (%s); %d running "
 	    "tasks carry on and their results wait; reconnecting with "
 	    "backoff", why, w->nrunning);
+	hold_lost(w);
 	PQfinish(w->conn);
 	w->conn = NULL;
 	w->down_since = now_ms();
@@ -239,6 +262,11 @@ to_done(struct worker *w, struct task *t, struct taskq *from, int *count)
 {
 	TAILQ_REMOVE(from, t, entry);
 	(*count)--;
+	if (t->held) {		/* written when the held batch settles */
+		TAILQ_INSERT_TAIL(&w->hdone, t, entry);
+		w->nhdone++;
+		return;
+	}
 	TAILQ_INSERT_TAIL(&w->done, t, entry);
 	w->ndone++;
 }
@@ -335,58 +363,125 @@ list_array(struct taskq *q, int n)
 }
 
 /*
- * Results go out on a second connection without waiting, so PostgreSQL
- * records one batch while the main connection claims the next: two
- * backends at work instead of one.  Any trouble with it and results are
- * recorded on the main connection instead.
+ * Results go out on the result connections without waiting, so PostgreSQL
+ * records one batch while the main connection claims the next: more than
+ * one backend at work.  Any trouble with them and results are recorded on
+ * the main connection instead.
  */
-static int
-rconn_ready(struct worker *w)
+static struct rslot *
+rslot_idle(struct worker *w)
 {
-	char err[1024];
+	struct rslot	*s;
+	char		 err[1024];
+	int		 i;
 
-	if (w->rconn != NULL)
-		return 1;
-	if (now_ms() < w->next_rconnect)
-		return 0;
-	w->rconn = db_connect_quiet(w->cfg, "worker results", err,
-	    sizeof(err));
-	if (w->rconn != NULL && taskdb_session(w->rconn) == -1) {
-		PQfinish(w->rconn);
-		w->rconn = NULL;
+	for (i = 0; i < NRSLOT; i++)
+		if (w->rs[i].c != NULL && !w->rs[i].busy)
+			return &w->rs[i];
+	for (i = 0; i < NRSLOT; i++) {
+		s = &w->rs[i];
+		if (s->c != NULL || now_ms() < s->next_connect)
+			continue;
+		s->c = db_connect_quiet(w->cfg, "worker results", err,
+		    sizeof(err));
+		/* It may become the main connection: same session, LISTEN. */
+		if (s->c != NULL && (taskdb_session(s->c) == -1 ||
+		    (w->listen && taskdb_listen(s->c) == -1))) {
+			PQfinish(s->c);
+			s->c = NULL;
+		}
+		if (s->c == NULL) {
+			log_debug("worker: results connection: %s", err);
+			s->next_connect = now_ms() + 5000;
+			continue;
+		}
+		return s;
 	}
-	if (w->rconn == NULL) {
-		log_debug("worker: results connection: %s", err);
-		w->next_rconnect = now_ms() + 5000;
-		return 0;
-	}
-	return 1;
+	return NULL;
 }
 
-/* Drop the results connection; what was in flight is recorded again
- * (the fence turns an already recorded task into a no-op). */
+static int
+nbusy(const struct worker *w)
+{
+	int i, n = 0;
+
+	for (i = 0; i < NRSLOT; i++)
+		n += w->rs[i].busy;
+	return n;
+}
+
+/* Can results be sent now (a slot is free, or none is busy and results
+ * would go on the main connection)? */
+static int
+can_send(const struct worker *w)
+{
+	int i;
+
+	for (i = 0; i < NRSLOT; i++)
+		if (!w->rs[i].busy && (w->rs[i].c != NULL ||
+		    now_ms() >= w->rs[i].next_connect))
+			return 1;
+	return nbusy(w) == 0;
+}
+
 static void
-rconn_drop(struct worker *w, const char *why)
+free_tasks(struct worker *w, struct taskq *q)
+{
+	struct task *t;
+
+	for (;;) {
+		t = TAILQ_FIRST(q);
+		if (t == NULL)
+			break;
+		TAILQ_REMOVE(q, t, entry);
+		task_free(t, w->multi);
+	}
+}
+
+static void
+rslot_done(struct rslot *s)
+{
+	s->busy = s->settling = 0;
+	s->n = 0;
+	free(s->lost);
+	s->lost = NULL;
+}
+
+/*
+ * Drop a result connection.  An ordinary batch in flight is recorded
+ * again (the fence turns an already recorded task into a no-op); a settle
+ * in flight died with its transaction, so its tasks are back in the queue.
+ */
+static void
+rslot_drop(struct worker *w, struct rslot *s, const char *why)
 {
 	struct task *t;
 
 	log_debug("worker: results connection dropped: %s", why);
-	PQfinish(w->rconn);
-	w->rconn = NULL;
-	w->next_rconnect = now_ms() + 1000;
+	PQfinish(s->c);
+	s->c = NULL;
+	s->next_connect = now_ms() + 1000;
+	if (s->settling) {
+		if (s->n > 0)
+			log_warnx("worker: lost a database connection while "
+			    "recording %d results (%s); those tasks are back in "
+			    "the queue with no attempt counted and will run "
+			    "again", s->n, why);
+		free_tasks(w, &s->q);
+	}
 	for (;;) {
-		t = TAILQ_LAST(&w->inflight, taskq);
+		t = TAILQ_LAST(&s->q, taskq);
 		if (t == NULL)
 			break;
-		TAILQ_REMOVE(&w->inflight, t, entry);
+		TAILQ_REMOVE(&s->q, t, entry);
 		TAILQ_INSERT_HEAD(&w->done, t, entry);
 		w->ndone++;
 	}
-	w->ninflight = 0;
+	rslot_done(s);
 }
 
 static int
-send_done(struct worker *w)
+send_done(struct worker *w, struct rslot *s)
 {
 	struct task	**v;
 	long		 *delays;
@@ -394,70 +489,112 @@ send_done(struct worker *w)
 
 	v = list_array(&w->done, w->ndone);
 	delays = delays_for(w, v, w->ndone);
-	rc = taskdb_complete_send(w->rconn, w->id, v, delays, w->ndone);
+	rc = taskdb_complete_send(s->c, w->id, v, delays, w->ndone);
 	free(delays);
 	free(v);
 	if (rc == -1) {
-		rconn_drop(w, "send failed");
+		rslot_drop(w, s, "send failed");
 		return 0;
 	}
-	TAILQ_CONCAT(&w->inflight, &w->done, entry);
-	w->ninflight = w->ndone;
+	TAILQ_CONCAT(&s->q, &w->done, entry);
+	s->n = w->ndone;
+	s->busy = 1;
 	w->ndone = 0;
 	w->want_claim = 1;
 	return 1;
 }
 
-/* Take the answer for the batch in flight, if it has come. */
+/* Take the answer for a settle in flight, if it has all come. */
+static void
+collect_settle(struct worker *w, struct rslot *s)
+{
+	struct task	**v;
+	int		  r;
+
+	r = taskdb_settle_poll(s->c, &s->st, s->nbatch, s->lost);
+	if (r == 0)
+		return;
+	if (r == -1) {
+		w->hold_off_until = now_ms() + 60000;
+		if (PQstatus(s->c) != CONNECTION_OK ||
+		    PQtransactionStatus(s->c) != PQTRANS_IDLE) {
+			rslot_drop(w, s, "recording failed");
+			return;
+		}
+		log_warnx("worker: %d results were refused and are not "
+		    "recorded; those tasks are back in the queue and will run "
+		    "again, claimed the ordinary way for a minute", s->n);
+		free_tasks(w, &s->q);
+		rslot_done(s);
+		return;
+	}
+	v = list_array(&s->q, s->n);
+	account(w, v, s->n, s->lost);
+	free(v);
+	free_tasks(w, &s->q);
+	rslot_done(s);
+}
+
+/* Take the answers that have come. */
 static void
 collect(struct worker *w)
 {
-	struct task	**v, *t;
-	int		 *lost, n = w->ninflight, rc;
+	struct task	**v;
+	struct rslot	 *s;
+	int		 *lost, n, rc, i;
 
-	if (n == 0)
-		return;
-	if (PQconsumeInput(w->rconn) == 0) {
-		rconn_drop(w, PQerrorMessage(w->rconn));
-		return;
+	for (i = 0; i < NRSLOT; i++) {
+		s = &w->rs[i];
+		if (!s->busy)
+			continue;
+		if (PQconsumeInput(s->c) == 0) {
+			rslot_drop(w, s, PQerrorMessage(s->c));
+			continue;
+		}
+		if (s->settling) {
+			collect_settle(w, s);
+			continue;
+		}
+		if (PQisBusy(s->c))
+			continue;
+		n = s->n;
+		v = list_array(&s->q, n);
+		lost = calloc((size_t)n, sizeof(*lost));
+		if (lost == NULL)
+			fatal("worker: calloc");
+		rc = taskdb_complete_result(s->c, n, lost);
+		if (rc == -1) {
+			/* A value the server refused: redo it in line,
+			 * task by task. */
+			w->sync_next = 1;
+			rslot_drop(w, s, "batch refused");
+		} else {
+			account(w, v, n, lost);
+			free_tasks(w, &s->q);
+			rslot_done(s);
+		}
+		free(v);
+		free(lost);
 	}
-	if (PQisBusy(w->rconn))
-		return;
-	v = list_array(&w->inflight, n);
-	lost = calloc((size_t)n, sizeof(*lost));
-	if (lost == NULL)
-		fatal("worker: calloc");
-	rc = taskdb_complete_result(w->rconn, n, lost);
-	if (rc == -1) {
-		/* A value the server refused: redo it in line, task by task. */
-		w->sync_next = 1;
-		rconn_drop(w, "batch refused");
-		goto out;
-	}
-	account(w, v, n, lost);
-	for (;;) {
-		t = TAILQ_FIRST(&w->inflight);
-		if (t == NULL)
-			break;
-		TAILQ_REMOVE(&w->inflight, t, entry);
-		task_free(t, w->multi);
-	}
-	w->ninflight = 0;
-out:
-	free(v);
-	free(lost);
 }
 
 static void
 flush_done(struct worker *w)
 {
 	struct task	**v;
+	struct rslot	 *s;
 	int		  n = w->ndone, i;
 
-	if (w->ninflight > 0)
-		return;		/* one batch in flight at a time */
-	if (!w->sync_next && rconn_ready(w) && send_done(w))
+	/* Never inside a held transaction: results wait for its settle. */
+	if (w->holding)
 		return;
+	if (!w->sync_next) {
+		s = rslot_idle(w);
+		if (s != NULL && send_done(w, s))
+			return;
+		if (nbusy(w) > 0)
+			return;		/* wait for a slot */
+	}
 	w->sync_next = 0;
 	v = list_array(&w->done, n);
 	if (record(w, v, n) == -1) {
@@ -488,21 +625,171 @@ flush_done(struct worker *w)
 	w->want_claim = 1;
 }
 
+/*
+ * The held batch is over (all ended, its time is up, or the worker
+ * stops): write it in the transaction that holds it.  Ended tasks get
+ * their final state in that one write; the rest become ordinary leased
+ * claims.  Sent without waiting, after which the main connection trades
+ * places with an idle result connection.  Returns 0 when it must wait for
+ * a result connection to come free.
+ */
+static int
+settle(struct worker *w, int force)
+{
+	struct task	**v, *t, *next;
+	struct rslot	 *s;
+	long		 *delays;
+	int		 *lost, n = 0, nd, i, r;
+	PGconn		 *c;
+
+	s = rslot_idle(w);
+	if (s == NULL && nbusy(w) > 0 && !force)
+		return 0;
+	/* Returned unstarted: the lock alone kept them; nothing to write. */
+	for (t = TAILQ_FIRST(&w->hdone); t != NULL; t = next) {
+		next = TAILQ_NEXT(t, entry);
+		if (t->outcome != OUT_RELEASE)
+			continue;
+		TAILQ_REMOVE(&w->hdone, t, entry);
+		w->nhdone--;
+		task_free(t, w->multi);
+	}
+	v = calloc((size_t)w->nheld + 1, sizeof(*v));
+	if (v == NULL)
+		fatal("worker: calloc");
+	TAILQ_FOREACH(t, &w->hdone, entry)
+		v[n++] = t;
+	nd = n;
+	TAILQ_FOREACH(t, &w->running, entry)
+		if (t->held && n < w->nheld)
+			v[n++] = t;
+	TAILQ_FOREACH(t, &w->prefetched, entry)
+		if (t->held && n < w->nheld)
+			v[n++] = t;
+	for (i = 0; i < n; i++)
+		v[i]->held = 0;
+	w->holding = 0;
+	w->nheld = 0;
+	if (n > nd)
+		w->next_extend = now_ms() + w->lease_s * 1000 / 3;
+	if (n == 0) {
+		if (db_cmd(w->conn, "worker: claiming tasks", "COMMIT") == -1)
+			db_failed(w);
+		free(v);
+		return 1;
+	}
+	delays = delays_for(w, v, n);
+	if (s != NULL && s->busy == 0 && taskdb_settle_send(w->conn, w->id,
+	    v, delays, n, w->lease_s) == 0) {
+		s->lost = calloc((size_t)n, sizeof(*s->lost));
+		if (s->lost == NULL)
+			fatal("worker: calloc");
+		TAILQ_CONCAT(&s->q, &w->hdone, entry);
+		s->n = nd;
+		s->nbatch = n;
+		s->busy = s->settling = 1;
+		memset(&s->st, 0, sizeof(s->st));
+		w->nhdone = 0;
+		c = s->c;
+		s->c = w->conn;
+		w->conn = c;
+		w->want_claim = 1;
+		goto out;
+	}
+	/* No result connection to hand over to: wait for the answer. */
+	lost = calloc((size_t)n, sizeof(*lost));
+	if (lost == NULL)
+		fatal("worker: calloc");
+	if (PQpipelineStatus(w->conn) != PQ_PIPELINE_OFF)
+		r = taskdb_rollback(w->conn) == 0 ? -2 : -1;
+	else
+		r = taskdb_settle(w->conn, w->id, v, delays, n, w->lease_s,
+		    lost);
+	if (r == 0)
+		account(w, v, nd, lost);
+	else {
+		log_warnx("worker: %d results could not be recorded; those "
+		    "tasks are back in the queue and will run again", nd);
+		w->hold_off_until = now_ms() + 60000;
+	}
+	free_tasks(w, &w->hdone);
+	w->nhdone = 0;
+	free(lost);
+	if (r != 0 && (PQstatus(w->conn) != CONNECTION_OK ||
+	    PQtransactionStatus(w->conn) != PQTRANS_IDLE))
+		db_down(w, "connection lost while recording results");
+	w->want_claim = 1;
+out:
+	free(delays);
+	free(v);
+	return 1;
+}
+
+/* The held transaction is gone with its connection: its tasks are back in
+ * the queue, so stop them here. */
+static void
+hold_lost(struct worker *w)
+{
+	struct task *t, *next;
+
+	if (!w->holding)
+		return;
+	log_warnx("worker: %d claimed tasks went back to the queue with the "
+	    "connection that held them; they will run again", w->nheld);
+	for (t = TAILQ_FIRST(&w->prefetched); t != NULL; t = next) {
+		next = TAILQ_NEXT(t, entry);
+		if (!t->held)
+			continue;
+		TAILQ_REMOVE(&w->prefetched, t, entry);
+		w->nprefetched--;
+		task_free(t, w->multi);
+	}
+	for (t = TAILQ_FIRST(&w->running); t != NULL; t = next) {
+		next = TAILQ_NEXT(t, entry);
+		if (!t->held)
+			continue;
+		handler_abort(t, OUT_RELEASE, "claim lost", w->multi);
+		TAILQ_REMOVE(&w->running, t, entry);
+		w->nrunning--;
+		task_free(t, w->multi);
+	}
+	free_tasks(w, &w->hdone);
+	w->nhdone = 0;
+	w->holding = 0;
+	w->nheld = 0;
+}
+
 static void
 claim(struct worker *w)
 {
 	int want, got;
 
 	/* Results waiting to be sent still hold their slots. */
+	if (w->holding)
+		return;		/* the connection is in the held batch */
 	want = (w->concurrency + w->prefetch) -
-	    (w->nrunning + w->nprefetched + w->ndone);
+	    (w->nrunning + w->nprefetched + w->ndone + w->nhdone);
 	if (want > MAX_CLAIM)
 		want = MAX_CLAIM;
 	w->want_claim = 0;
 	w->next_claim = now_ms() + w->poll_ms;
 	if (want <= 0)
 		return;
-	got = taskdb_claim(w->conn, &w->reg, want, w->lease_s, &w->prefetched);
+	/*
+	 * Quick handlers finish while the claim's transaction is still
+	 * open: their tasks are then written once, queued to finished,
+	 * instead of twice.
+	 */
+	if (w->hold_ms > 0 && now_ms() >= w->hold_off_until) {
+		got = taskdb_hold(w->conn, w->types_lit, want, &w->prefetched);
+		if (got > 0) {
+			w->holding = 1;
+			w->nheld = got;
+			w->hold_deadline = now_ms() + w->hold_ms;
+		}
+	} else
+		got = taskdb_claim(w->conn, &w->reg, want, w->lease_s,
+		    &w->prefetched);
 	if (got == -1) {
 		db_failed(w);
 		return;
@@ -568,10 +855,15 @@ extend(struct worker *w)
 	lost = calloc((size_t)(w->nrunning + w->nprefetched), sizeof(int));
 	if (v == NULL || cancel == NULL || lost == NULL)
 		fatal("worker: calloc");
+	/* Held tasks have no lease yet. */
 	TAILQ_FOREACH(t, &w->running, entry)
-		v[n++] = t;
+		if (!t->held)
+			v[n++] = t;
 	TAILQ_FOREACH(t, &w->prefetched, entry)
-		v[n++] = t;
+		if (!t->held)
+			v[n++] = t;
+	if (n == 0)
+		goto out;
 	if (taskdb_extend(w->conn, w->id, v, n, w->lease_s, cancel, lost) ==
 	    -1) {
 		db_failed(w);
@@ -705,8 +997,7 @@ reload(struct worker *w)
 	cfg_free(w->agent->cfg);
 	w->agent->cfg = n;
 	apply_cfg(w, n);
-	if (w->conn != NULL && taskdb_register(w->conn, &w->reg) == -1)
-		db_failed(w);
+	w->reregister = 1;	/* by periodic(), outside a held batch */
 	log_info("worker: configuration reloaded; serving %s", w->types_lit);
 }
 
@@ -804,12 +1095,18 @@ wait_events(struct worker *w)
 
 	if (w->conn != NULL)
 		drain_notifies(w);
-	if (w->conn != NULL && (w->want_claim || (w->ndone > 0 &&
-	    w->ninflight == 0)) && !w->stopping)
+	if (w->conn != NULL && !w->holding && w->want_claim && !w->stopping)
 		until = now;
 	if (w->conn == NULL)
 		until = earliest(until, w->next_connect);
-	else {
+	else if (w->holding) {
+		/* Only the held batch's end; the rest waits for its settle. */
+		if ((w->nhdone == w->nheld || w->stopping) && can_send(w))
+			until = now;
+		else
+			until = earliest(until, now >= w->hold_deadline ?
+			    w->hold_deadline + 1000 : w->hold_deadline);
+	} else {
 		if (!w->stopping)
 			until = earliest(until, w->next_claim);
 		until = earliest(until, w->next_heartbeat);
@@ -817,7 +1114,7 @@ wait_events(struct worker *w)
 			until = earliest(until, w->next_extend);
 		if (!w->stopping)
 			until = earliest(until, w->next_rescue);
-		if (w->ndone > 0 && w->ninflight == 0)
+		if (w->ndone > 0 && can_send(w))
 			until = now;
 	}
 	if (w->stopping)
@@ -832,10 +1129,11 @@ wait_events(struct worker *w)
 		wfd[n].fd = PQsocket(w->conn);
 		wfd[n++].events = CURL_WAIT_POLLIN;
 	}
-	if (w->ninflight > 0) {
-		wfd[n].fd = PQsocket(w->rconn);
-		wfd[n++].events = CURL_WAIT_POLLIN;
-	}
+	for (i = 0; i < NRSLOT; i++)
+		if (w->rs[i].busy) {
+			wfd[n].fd = PQsocket(w->rs[i].c);
+			wfd[n++].events = CURL_WAIT_POLLIN;
+		}
 	TAILQ_FOREACH(t, &w->running, entry) {
 		until = earliest(until, t->deadline_ms);
 		if (t->exited_ms)
@@ -911,8 +1209,16 @@ periodic(struct worker *w)
 		sd_notify(0, "WATCHDOG=1");
 		w->next_watchdog = now + (int64_t)(w->watchdog_usec / 2000);
 	}
-	if (w->conn == NULL)
+	/* Nothing else runs inside a held batch's transaction. */
+	if (w->conn == NULL || w->holding)
 		return;
+	if (w->reregister) {
+		w->reregister = 0;
+		if (taskdb_register(w->conn, &w->reg) == -1) {
+			db_failed(w);
+			return;
+		}
+	}
 	if (now >= w->next_heartbeat) {
 		w->next_heartbeat = now + HEARTBEAT_MS;
 		if (taskdb_heartbeat(w->conn, w->id) == -1) {
@@ -969,7 +1275,9 @@ setup(struct worker *w)
 	TAILQ_INIT(&w->prefetched);
 	TAILQ_INIT(&w->running);
 	TAILQ_INIT(&w->done);
-	TAILQ_INIT(&w->inflight);
+	TAILQ_INIT(&w->hdone);
+	for (int i = 0; i < NRSLOT; i++)
+		TAILQ_INIT(&w->rs[i].q);
 	if (sd_watchdog_enabled(0, &w->watchdog_usec) <= 0)
 		w->watchdog_usec = 0;
 	return EX_OK;
@@ -979,9 +1287,8 @@ int
 worker_run(struct agent *a, const struct worker_opts *o)
 {
 	struct worker	 w;
-	struct task	*t;
 	struct cfg	*cfg;
-	int		 rc;
+	int		 rc, i;
 
 	memset(&w, 0, sizeof(w));
 	rc = agent_cfg(a, &cfg);
@@ -997,7 +1304,7 @@ worker_run(struct agent *a, const struct worker_opts *o)
 		    &w.health);
 	if (rc != EX_OK)
 		goto out;
-	log_info("worker: %s serving %s with concurrency %d (two database "
+	log_info("worker: %s serving %s with concurrency %d (up to three database "
 	    "connections)", w.id, w.types_lit, w.concurrency);
 	db_up(&w);
 	sd_notify(0, "READY=1");
@@ -1008,6 +1315,9 @@ worker_run(struct agent *a, const struct worker_opts *o)
 		if (w.stopping)
 			stop_work(&w);
 		collect(&w);
+		if (w.conn != NULL && w.holding && (w.nhdone == w.nheld ||
+		    w.stopping || now_ms() >= w.hold_deadline))
+			(void)settle(&w, now_ms() >= w.hold_deadline + 1000);
 		if (w.conn != NULL && w.ndone > 0)
 			flush_done(&w);
 		periodic(&w);
@@ -1015,10 +1325,10 @@ worker_run(struct agent *a, const struct worker_opts *o)
 		    (w.want_claim || now_ms() >= w.next_claim))
 			claim(&w);
 		start_tasks(&w);
-		if (w.conn != NULL && w.ndone > 0 && w.ninflight == 0)
+		if (w.conn != NULL && w.ndone > 0 && !w.holding && can_send(&w))
 			continue;	/* record before sleeping */
 		if (w.stopping && w.nrunning == 0 && w.nprefetched == 0 &&
-		    w.ndone == 0 && w.ninflight == 0)
+		    w.ndone == 0 && nbusy(&w) == 0 && !w.holding)
 			break;
 		if (w.stopping && w.conn == NULL && w.nrunning == 0 &&
 		    now_ms() >= w.grace_deadline) {
@@ -1030,7 +1340,8 @@ worker_run(struct agent *a, const struct worker_opts *o)
 		}
 		if (o->exit_when_empty && w.conn != NULL && !w.stopping &&
 		    w.claimed_none && !w.want_claim && w.nrunning == 0 &&
-		    w.nprefetched == 0 && w.ndone == 0 && w.ninflight == 0 &&
+		    w.nprefetched == 0 && w.ndone == 0 && nbusy(&w) == 0 &&
+		    !w.holding &&
 		    idle_check(&w) == 0)
 			break;
 		health_beat(w.health, &(struct health_state){ w.conn != NULL,
@@ -1045,21 +1356,15 @@ out:
 	log_info("worker: stopped: %lu finished, %lu failed, %lu retried, "
 	    "%lu results discarded after a lost lease", w.finished, w.failed,
 	    w.retried, w.lost);
-	for (;;) {
-		t = TAILQ_FIRST(&w.done);
-		if (t == NULL)
-			t = TAILQ_FIRST(&w.inflight);
-		if (t == NULL)
-			break;
-		if (t == TAILQ_FIRST(&w.done))
-			TAILQ_REMOVE(&w.done, t, entry);
-		else
-			TAILQ_REMOVE(&w.inflight, t, entry);
-		task_free(t, w.multi);
+	free_tasks(&w, &w.done);
+	free_tasks(&w, &w.hdone);
+	for (i = 0; i < NRSLOT; i++) {
+		free_tasks(&w, &w.rs[i].q);
+		rslot_done(&w.rs[i]);
+		PQfinish(w.rs[i].c);
 	}
 	health_stop(w.health);
 	PQfinish(w.conn);
-	PQfinish(w.rconn);
 	if (w.multi != NULL) {
 		curl_multi_cleanup(w.multi);
 		curl_global_cleanup();

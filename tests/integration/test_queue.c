@@ -331,10 +331,15 @@ Test(enqueue, ndjson_loads_20000)
 	expect_value(c, "SELECT change_event->>'s' = E'tab\\there\\\\back\\nnl\\r' "
 	    "AND change_event->>'i' = '7' FROM tasks WHERE target_repo = 'acme/w7'",
 	    "t");
-	/* Ids are UUIDs; run_at is the transaction's now(), like the default. */
-	expect_value(c, "SELECT bool_and(task_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4"
+	/* Ids are version 7 UUIDs; run_at is the transaction's now(), like
+	 * the default. */
+	expect_value(c, "SELECT bool_and(task_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7"
 	    "[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AND run_at = created_at) "
 	    "FROM tasks", "t");
+	/* ... that grow in the file's order (COPY stores rows in order). */
+	expect_value(c, "SELECT count(*) FROM (SELECT task_id, lag(task_id) "
+	    "OVER (ORDER BY ctid) AS prev FROM tasks) s WHERE task_id <= prev",
+	    "0");
 	unlink(path);
 	free(path);
 	PQfinish(c);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sysexits.h>
 
 #include "cmd.h"
@@ -348,21 +349,39 @@ Test(queue, raw_json_prints_verbatim)
 	json_object_put(o);
 }
 
-Test(queue, uuid_v4)
+Test(queue, uuid_v7)
 {
-	char a[37], b[37];
+	char a[37], b[37], prev[37];
 
 	queue_uuid(a);
 	queue_uuid(b);
 	cr_assert_eq(strlen(a), 36);
 	cr_assert_str_neq(a, b);
+	/* Time-ordered: one process's ids only grow, also within a ms. */
+	memcpy(prev, b, sizeof(prev));
+	for (int i = 0; i < 10000; i++) {
+		queue_uuid(b);
+		cr_assert_gt(strcmp(b, prev), 0, "%s after %s", b, prev);
+		memcpy(prev, b, sizeof(prev));
+	}
 	for (int i = 0; i < 36; i++) {
 		if (i == 8 || i == 13 || i == 18 || i == 23)
 			cr_expect_eq(a[i], '-', "%s", a);
 		else
 			cr_expect(strchr("0123456789abcdef", a[i]) != NULL, "%s", a);
 	}
-	cr_expect_eq(a[14], '4', "%s", a);
+	cr_expect_eq(a[14], '7', "%s", a);
+	{
+		/* The first 48 bits are the Unix time in milliseconds. */
+		char		 hex[13];
+		long long	 ms, now = (long long)time(NULL) * 1000;
+
+		memcpy(hex, a, 8);
+		memcpy(hex + 8, a + 9, 4);
+		hex[12] = '\0';
+		ms = strtoll(hex, NULL, 16);
+		cr_expect(ms > now - 60000 && ms < now + 60000, "%s", a);
+	}
 	cr_expect(strchr("89ab", a[19]) != NULL, "%s", a);
 }
 
