@@ -198,10 +198,10 @@ db_down(struct worker *w, const char *why)
 {
 	if (w->conn == NULL)
 		return;
+	hold_lost(w);
 	log_warnx("worker: lost the database connection (%s); %d running "
 	    "tasks carry on and their results wait; reconnecting with "
 	    "backoff", why, w->nrunning);
-	hold_lost(w);
 	PQfinish(w->conn);
 	w->conn = NULL;
 	w->down_since = now_ms();
@@ -735,7 +735,8 @@ hold_lost(struct worker *w)
 	if (!w->holding)
 		return;
 	log_warnx("worker: %d claimed tasks went back to the queue with the "
-	    "connection that held them; they will run again", w->nheld);
+	    "connection that held them (no attempt counted); their handlers "
+	    "are stopped and they will run again", w->nheld);
 	for (t = TAILQ_FIRST(&w->prefetched); t != NULL; t = next) {
 		next = TAILQ_NEXT(t, entry);
 		if (!t->held)

@@ -194,3 +194,63 @@ Test(seed_sql, updated_at_is_maintained)
 	PQfinish(c);
 	free(db);
 }
+
+/* SQLSTATE of sql ("" when it succeeded); caller frees. */
+static char *
+state_of(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+	const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	char *out = strdup(s ? s : "");
+
+	PQclear(res);
+	return out;
+}
+
+/*
+ * task_history's link to tasks (migration 0004 checks it per statement
+ * instead of per row): the foreign key's guarantees, one row each.
+ */
+Test(seed_sql, history_link_to_tasks)
+{
+	static const struct {
+		const char *sql, *state, *check, *want;
+	} steps[] = {
+		{ "INSERT INTO task_history (task_id, status) VALUES ('nope', 'started')",
+		  "23503", "SELECT count(*) FROM task_history", "0" },
+		{ "INSERT INTO task_history (task_id, status) VALUES ('a', 'started'), "
+		  "('nope', 'started')",
+		  "23503", "SELECT count(*) FROM task_history", "0" },
+		{ "INSERT INTO task_history (task_id, status) VALUES ('a', 'started'), "
+		  "('a', 'finished'), ('b', 'started')",
+		  "", "SELECT count(*) FROM task_history", "3" },
+		{ "UPDATE task_history SET task_id = 'nope' WHERE status = 'finished'",
+		  "23503", "SELECT count(*) FROM task_history WHERE task_id = 'a'", "2" },
+		{ "UPDATE tasks SET task_id = 'a2' WHERE task_id = 'a'",
+		  "23503", "SELECT count(*) FROM tasks WHERE task_id = 'a'", "1" },
+		{ "UPDATE tasks SET task_id = 'c2' WHERE task_id = 'c'",
+		  "", "SELECT count(*) FROM tasks WHERE task_id = 'c2'", "1" },
+		{ "DELETE FROM tasks WHERE task_id = 'a'",
+		  "", "SELECT string_agg(task_id, ',') FROM task_history", "b" },
+		{ "TRUNCATE tasks",
+		  "", "SELECT count(*) FROM task_history", "0" },
+	};
+	char *db, *st, *v;
+	PGconn *c = migrated(&db);
+
+	db_do(c, "INSERT INTO tasks (task_id, skill_name, task_type, source_repo, "
+	    "target_repo, change_event, relationship_config) SELECT x, 's', "
+	    "'consumer_triage', 'a/b', 'c/d', '{}', '{}' FROM unnest("
+	    "ARRAY['a', 'b', 'c']) x");
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		st = state_of(c, steps[i].sql);
+		cr_expect_str_eq(st, steps[i].state, "%s", steps[i].sql);
+		v = db_value(c, steps[i].check);
+		cr_expect_str_eq(v ? v : "(null)", steps[i].want, "after %s: %s",
+		    steps[i].sql, steps[i].check);
+		free(st);
+		free(v);
+	}
+	PQfinish(c);
+	free(db);
+}

@@ -706,3 +706,142 @@ Test(worker, notify_never_lost, .timeout = 60)
 	cr_assert_eq(wait_agent(pid), 0);
 	done(db, cfg, c);
 }
+
+/*
+ * Held claims.  n_tup_upd counts row writes: a task that ends within
+ * hold_ms is written once (queued -> finished), otherwise twice (claim,
+ * then result).  Backends report it when they exit, so wait for it.
+ */
+static void
+drain_and_count_writes(int hold_ms, const char *want_updates)
+{
+	char *db = migrated_db();
+	char body[160], *cfg, *v;
+	PGconn *c = db_open(db);
+
+	snprintf(body, sizeof(body), "[worker]\nhold_ms = %d\nprefetch = 100\n"
+	    "[handler.noop]\nkind = noop\n", hold_ms);
+	cfg = config(body);
+	insert_tasks(c, "noop", 500, "h", 3);
+	cr_assert_eq(run_worker(db, cfg, (const char *[]){ "--exit-when-empty",
+	    NULL }), 0);
+	v = db_value(c, "SELECT count(*) FROM tasks WHERE status = 'finished' "
+	    "AND attempt_count = 1 AND worker_id IS NOT NULL AND started_at "
+	    "IS NOT NULL AND ended_at >= started_at AND lease_expires_at IS NULL");
+	cr_assert_str_eq(v, "500", "hold_ms %d", hold_ms);
+	free(v);
+	/* Both transitions are in the audit, in order, with the claim time. */
+	v = db_value(c, "SELECT count(*) FROM (SELECT task_id, string_agg(status, "
+	    "',' ORDER BY id) s FROM task_history GROUP BY task_id) x "
+	    "WHERE s <> 'started,finished'");
+	cr_assert_str_eq(v, "0", "hold_ms %d: history not started,finished", hold_ms);
+	free(v);
+	v = db_value(c, "SELECT count(*) FROM tasks t JOIN task_history h USING "
+	    "(task_id) WHERE h.status = 'started' AND h.timestamp <> t.started_at");
+	cr_assert_str_eq(v, "0", "hold_ms %d: 'started' row is not the claim", hold_ms);
+	free(v);
+	cr_assert(wait_value(c, "SELECT n_tup_upd FROM pg_stat_user_tables "
+	    "WHERE relname = 'tasks'", want_updates, 10000),
+	    "hold_ms %d: tasks were not written %s times", hold_ms, want_updates);
+	assert_exactly_once(c);
+	done(db, cfg, c);
+}
+
+Test(worker, hold_writes_quick_tasks_once, .timeout = 60)
+{
+	drain_and_count_writes(1000, "500");
+}
+
+Test(worker, hold_off_writes_claim_and_result, .timeout = 60)
+{
+	drain_and_count_writes(0, "1000");
+}
+
+/* A handler that outlives hold_ms is marked started with a lease. */
+Test(worker, slow_task_leaves_the_hold_leased, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\nhold_ms = 50\nlease_seconds = 30\n"
+	    "[handler.consumer_triage]\nkind = exec\n"
+	    "command = /bin/sh -c 'sleep 2; echo {}'\n");
+	PGconn *c = db_open(db);
+	int pid;
+	char *v;
+
+	insert_tasks(c, "consumer_triage", 1, "s", 3);
+	pid = start_worker(db, cfg, (const char *[]){ "--exit-when-empty", NULL });
+	cr_assert(wait_value(c, "SELECT status || ':' || attempt_count || ':' || "
+	    "(lease_expires_at > now() + interval '20 s') FROM tasks",
+	    "started:1:true", 5000), "not marked started with a lease");
+	cr_assert_eq(wait_agent(pid), 0);
+	v = db_value(c, "SELECT status || ':' || attempt_count FROM tasks");
+	cr_assert_str_eq(v, "finished:1");
+	free(v);
+	v = db_value(c, "SELECT string_agg(status, ',' ORDER BY id) FROM task_history");
+	cr_assert_str_eq(v, "started,finished");
+	free(v);
+	done(db, cfg, c);
+}
+
+/*
+ * The connection holding a batch dies (here: terminated by the server):
+ * its tasks are back in the queue with no attempt counted, the worker
+ * reconnects and runs them again, and nothing is finished twice.
+ */
+Test(worker, hold_lost_with_its_connection, .timeout = 90)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\nhold_ms = 1000\nconcurrency = 4\n"
+	    "prefetch = 4\npoll_interval_ms = 100\n"
+	    "[handler.consumer_triage]\nkind = exec\n"
+	    "command = /bin/sh -c 'sleep 0.4; echo {}'\n");
+	PGconn *c = db_open(db);
+	int pid;
+	char *v;
+
+	insert_tasks(c, "consumer_triage", 8, "k", 3);
+	pid = start_worker(db, cfg, (const char *[]){ "--exit-when-empty", NULL });
+	cr_assert(wait_value(c, "SELECT count(pg_terminate_backend(pid)) FROM "
+	    "pg_stat_activity WHERE datname = current_database() AND state = "
+	    "'idle in transaction'", "1", 10000), "no held batch seen");
+	cr_assert_eq(wait_agent(pid), 0);
+	v = db_value(c, "SELECT count(*) || ':' || max(attempt_count) FROM tasks "
+	    "WHERE status = 'finished'");
+	cr_assert_str_eq(v, "8:1", "a lost hold counted an attempt or lost a task");
+	free(v);
+	assert_exactly_once(c);
+	done(db, cfg, c);
+}
+
+/*
+ * A result the database refuses (here: a trigger stands in for any value
+ * PostgreSQL rejects) aborts the whole held batch; the worker must not
+ * loop on it: the batch runs again outside a hold, the one bad result is
+ * recorded as an error, the rest finish exactly once.
+ */
+Test(worker, refused_result_does_not_wedge_the_hold, .timeout = 90)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\nretry_base_ms = 10\nretry_cap_ms = 20\n"
+	    "poll_interval_ms = 50\n[handler.noop]\nkind = noop\n");
+	PGconn *c = db_open(db);
+	char *v;
+
+	db_do(c, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+	    "$$BEGIN RAISE EXCEPTION 'refused by test'; END$$");
+	db_do(c, "CREATE TRIGGER refuse BEFORE INSERT ON task_history FOR EACH "
+	    "ROW WHEN (NEW.task_id = 'ok7' AND NEW.status = 'finished') "
+	    "EXECUTE FUNCTION refuse()");
+	insert_tasks(c, "noop", 30, "ok", 3);
+	cr_assert_eq(run_worker(db, cfg, (const char *[]){ "--exit-when-empty",
+	    NULL }), 0);
+	v = db_value(c, "SELECT count(*) FROM tasks WHERE status = 'finished'");
+	cr_assert_str_eq(v, "29");
+	free(v);
+	v = db_value(c, "SELECT status || ':' || (error LIKE '%refused%') FROM tasks "
+	    "WHERE task_id = 'ok7'");
+	cr_assert_str_eq(v, "failed:true");
+	free(v);
+	assert_exactly_once(c);
+	done(db, cfg, c);
+}
