@@ -191,6 +191,7 @@ notify_status(struct worker *w)
 }
 
 static void	hold_lost(struct worker *);
+static void	drain_notifies(struct worker *, PGconn *);
 
 /* The connection broke: log once, keep running handlers, reconnect. */
 static void
@@ -551,6 +552,7 @@ collect(struct worker *w)
 			rslot_drop(w, s, PQerrorMessage(s->c));
 			continue;
 		}
+		drain_notifies(w, s->c);
 		if (s->settling) {
 			collect_settle(w, s);
 			continue;
@@ -930,15 +932,17 @@ cancel_task(struct worker *w, const char *id)
 /*
  * Notifications that libpq already read while a query ran wait in its
  * queue, not on the socket: they must be taken before sleeping, or the
- * wake-up is lost until the next poll.
+ * wake-up is lost until the next poll.  c (borrowed) is any of the
+ * worker's connections: all of them LISTEN, since a result connection
+ * becomes the main one after a settle.
  */
 static void
-drain_notifies(struct worker *w)
+drain_notifies(struct worker *w, PGconn *c)
 {
 	PGnotify *n;
 
 	for (;;) {
-		n = PQnotifies(w->conn);
+		n = PQnotifies(c);
 		if (n == NULL)
 			break;
 		if (strcmp(n->relname, TASKDB_CHANNEL_CANCEL) == 0)
@@ -949,16 +953,34 @@ drain_notifies(struct worker *w)
 	}
 }
 
+/*
+ * Read every connection, idle result connections included: a LISTENing
+ * connection nobody reads fills its socket, and its backend would then
+ * hold back the server's whole notification queue.
+ */
 static void
 read_notifies(struct worker *w)
 {
+	struct rslot	*s;
+	int		 i;
+
+	for (i = 0; i < NRSLOT; i++) {
+		s = &w->rs[i];
+		if (s->c == NULL || s->busy)	/* busy: collect() reads */
+			continue;
+		if (PQconsumeInput(s->c) == 0) {
+			rslot_drop(w, s, PQerrorMessage(s->c));
+			continue;
+		}
+		drain_notifies(w, s->c);
+	}
 	if (w->conn == NULL)
 		return;
 	if (PQconsumeInput(w->conn) == 0) {
 		db_down(w, "connection closed while listening");
 		return;
 	}
-	drain_notifies(w);
+	drain_notifies(w, w->conn);
 }
 
 /* SIGHUP: load the configuration again; keep the old one on error. */
@@ -1095,7 +1117,7 @@ wait_events(struct worker *w)
 	short			 ev[3];
 
 	if (w->conn != NULL)
-		drain_notifies(w);
+		drain_notifies(w, w->conn);
 	if (w->conn != NULL && !w->holding && w->want_claim && !w->stopping)
 		until = now;
 	if (w->conn == NULL)
@@ -1131,7 +1153,7 @@ wait_events(struct worker *w)
 		wfd[n++].events = CURL_WAIT_POLLIN;
 	}
 	for (i = 0; i < NRSLOT; i++)
-		if (w->rs[i].busy) {
+		if (w->rs[i].c != NULL) {
 			wfd[n].fd = PQsocket(w->rs[i].c);
 			wfd[n++].events = CURL_WAIT_POLLIN;
 		}

@@ -845,3 +845,38 @@ Test(worker, refused_result_does_not_wedge_the_hold, .timeout = 90)
 	assert_exactly_once(c);
 	done(db, cfg, c);
 }
+
+/*
+ * Every connection LISTENs (a result connection becomes the main one after
+ * a settle), so every one must be read even while idle: a flood of
+ * notifications must not leave a backend blocked writing to the worker,
+ * which would hold back the server's notification queue.
+ */
+Test(worker, idle_connections_are_read, .timeout = 60)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\nprefetch = 4\nconcurrency = 1\n"
+	    "[handler.noop]\nkind = noop\n");
+	PGconn *c = db_open(db);
+	int pid;
+
+	pid = start_worker(db, cfg, NULL);
+	insert_tasks(c, "noop", 200, "f", 3);
+	cr_assert(wait_value(c, "SELECT count(*) FROM tasks WHERE status = "
+	    "'finished'", "200", 20000));
+	cr_assert(wait_value(c, "SELECT count(*) >= 3 FROM pg_stat_activity "
+	    "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+	    "t", 5000), "the worker did not open its result connections");
+	db_do(c, "SELECT count(pg_notify('orchestrator_tasks', g::text)) "
+	    "FROM generate_series(1, 30000) g");
+	sleep(2);
+	cr_assert(wait_value(c, "SELECT count(*) FROM pg_stat_activity WHERE "
+	    "datname = current_database() AND wait_event = 'ClientWrite'", "0",
+	    5000), "a backend is stuck writing notifications to the worker");
+	insert_tasks(c, "noop", 1, "g", 3);
+	cr_assert(wait_value(c, "SELECT status FROM tasks WHERE task_id = 'g1'",
+	    "finished", 10000));
+	kill(pid, SIGTERM);
+	cr_assert_eq(wait_agent(pid), 0);
+	done(db, cfg, c);
+}
