@@ -28,6 +28,8 @@ struct task {
 	char		*change_event, *relationship_config;
 	int		 attempt, max_attempts;
 	int		 held;		/* claimed in an open transaction */
+	int		 settling;	/* 1 + the result slot whose settle
+					 * makes it started; 0 once known */
 	/* While running. */
 	enum handler_kind kind;
 	int64_t		 started_ms, deadline_ms, exited_ms;

@@ -191,6 +191,7 @@ notify_status(struct worker *w)
 }
 
 static void	hold_lost(struct worker *);
+static void	settled(struct worker *, int, int);
 static void	drain_notifies(struct worker *, PGconn *);
 
 /* The connection broke: log once, keep running handlers, reconnect. */
@@ -463,6 +464,7 @@ rslot_drop(struct worker *w, struct rslot *s, const char *why)
 	s->c = NULL;
 	s->next_connect = now_ms() + 1000;
 	if (s->settling) {
+		settled(w, (int)(s - w->rs), 0);
 		if (s->n > 0)
 			log_warnx("worker: lost a database connection while "
 			    "recording %d results (%s); those tasks are back in "
@@ -505,6 +507,45 @@ send_done(struct worker *w, struct rslot *s)
 	return 1;
 }
 
+/*
+ * The settle on slot k has been answered: its tasks that were still
+ * running or waiting are now leased (ok), or, after a rollback, back in
+ * the queue and possibly claimed elsewhere, so stop them here.
+ */
+static void
+settled(struct worker *w, int k, int ok)
+{
+	struct taskq	*qs[3] = { &w->prefetched, &w->running, &w->done };
+	int		*ns[3] = { &w->nprefetched, &w->nrunning, &w->ndone };
+	struct task	*t, *next;
+	int		 i, j, dropped = 0;
+
+	for (i = 0; i < NRSLOT; i++)
+		TAILQ_FOREACH(t, &w->rs[i].q, entry)
+			if (t->settling == k + 1)
+				t->settling = 0;
+	for (j = 0; j < 3; j++)
+		for (t = TAILQ_FIRST(qs[j]); t != NULL; t = next) {
+			next = TAILQ_NEXT(t, entry);
+			if (t->settling != k + 1)
+				continue;
+			t->settling = 0;
+			if (ok)
+				continue;
+			if (t->outcome == OUT_NONE)
+				handler_abort(t, OUT_RELEASE, "claim lost",
+				    w->multi);
+			TAILQ_REMOVE(qs[j], t, entry);
+			(*ns[j])--;
+			task_free(t, w->multi);
+			dropped++;
+		}
+	if (dropped > 0)
+		log_warnx("worker: %d claimed tasks went back to the queue when "
+		    "their batch could not be recorded; their handlers are "
+		    "stopped and they will run again", dropped);
+}
+
 /* Take the answer for a settle in flight, if it has all come. */
 static void
 collect_settle(struct worker *w, struct rslot *s)
@@ -515,6 +556,7 @@ collect_settle(struct worker *w, struct rslot *s)
 	r = taskdb_settle_poll(s->c, &s->st, s->nbatch, s->lost);
 	if (r == 0)
 		return;
+	settled(w, (int)(s - w->rs), r == 1);
 	if (r == -1) {
 		w->hold_off_until = now_ms() + 60000;
 		if (PQstatus(s->c) != CONNECTION_OK ||
@@ -683,6 +725,8 @@ settle(struct worker *w, int force)
 	delays = delays_for(w, v, n);
 	if (s != NULL && s->busy == 0 && taskdb_settle_send(w->conn, w->id,
 	    v, delays, n, w->lease_s) == 0) {
+		for (i = nd; i < n; i++)
+			v[i]->settling = (int)(s - w->rs) + 1;
 		s->lost = calloc((size_t)n, sizeof(*s->lost));
 		if (s->lost == NULL)
 			fatal("worker: calloc");
@@ -702,11 +746,14 @@ settle(struct worker *w, int force)
 	lost = calloc((size_t)n, sizeof(*lost));
 	if (lost == NULL)
 		fatal("worker: calloc");
+	for (i = nd; i < n; i++)	/* slot NRSLOT: this call */
+		v[i]->settling = NRSLOT + 1;
 	if (PQpipelineStatus(w->conn) != PQ_PIPELINE_OFF)
 		r = taskdb_rollback(w->conn) == 0 ? -2 : -1;
 	else
 		r = taskdb_settle(w->conn, w->id, v, delays, n, w->lease_s,
 		    lost);
+	settled(w, NRSLOT, r == 0);
 	if (r == 0)
 		account(w, v, nd, lost);
 	else {

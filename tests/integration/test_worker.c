@@ -880,3 +880,45 @@ Test(worker, idle_connections_are_read, .timeout = 60)
 	cr_assert_eq(wait_agent(pid), 0);
 	done(db, cfg, c);
 }
+
+/*
+ * A settle that fails also covers the batch's tasks that were still
+ * running (they were to become leased): they are back in the queue, so the
+ * worker stops them instead of finishing them a second time beside the
+ * rerun.  The handler writes its mark only when it completes.
+ */
+Test(worker, failed_settle_stops_its_running_tasks, .timeout = 90)
+{
+	char *db = migrated_db();
+	char *marks = write_temp("", 0600);
+	char body[512], *cfg, *v;
+	PGconn *c = db_open(db);
+
+	snprintf(body, sizeof(body), "[worker]\nhold_ms = 200\n"
+	    "retry_base_ms = 10\nretry_cap_ms = 20\npoll_interval_ms = 50\n"
+	    "[handler.noop]\nkind = noop\n"
+	    "[handler.consumer_triage]\nkind = exec\n"
+	    "command = /bin/sh -c 'sleep 1; echo done >> %s; echo {}'\n", marks);
+	cfg = config(body);
+	db_do(c, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+	    "$$BEGIN RAISE EXCEPTION 'refused by test'; END$$");
+	db_do(c, "CREATE TRIGGER refuse BEFORE INSERT ON task_history FOR EACH "
+	    "ROW WHEN (NEW.task_id = 'ok7' AND NEW.status = 'finished') "
+	    "EXECUTE FUNCTION refuse()");
+	insert_tasks(c, "consumer_triage", 1, "slow", 3);
+	insert_tasks(c, "noop", 19, "ok", 3);
+	cr_assert_eq(run_worker(db, cfg, (const char *[]){ "--exit-when-empty",
+	    NULL }), 0);
+	v = db_value(c, "SELECT status || ':' || attempt_count FROM tasks "
+	    "WHERE task_id = 'slow1'");
+	cr_assert_str_eq(v, "finished:1");
+	free(v);
+	v = read_file(marks);
+	cr_assert_str_eq(v, "done\n", "the slow handler completed %s",
+	    strcmp(v, "done\n") ? "more than once" : "");
+	free(v);
+	assert_exactly_once(c);
+	unlink(marks);
+	free(marks);
+	done(db, cfg, c);
+}
