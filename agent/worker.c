@@ -1,11 +1,13 @@
 /*
- * worker.c - the queue worker: one thread, two database connections (one
- * claims, one records results), one poll loop for them, signals
- * (signalfd), handler pipes and HTTP transfers (curl multi).
+ * worker.c - the queue worker: one thread, four database connections (one
+ * claims, three record results), one poll loop for them, signals
+ * (signalfd), handler pipes and HTTP transfers (curl multi).  The batches
+ * themselves are batch.c's.
  *
- * Each turn of the loop records finished tasks in one statement, extends
- * leases, claims a batch, starts what fits, then sleeps until something
- * happens.  Nothing in it blocks for long except a database round trip.
+ * Each turn of the loop settles a held batch or records finished tasks in
+ * one statement, extends leases, claims a batch, starts what fits, then
+ * sleeps until something happens.  Nothing in it blocks for long except a
+ * database round trip.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -29,64 +31,10 @@
 #include "log.h"
 #include "proc.h"
 #include "taskdb.h"
-#include "worker.h"
+#include "worker_int.h"
 
-#define MAX_TYPES	64
-#define MAX_CLAIM	1000
-#define MAX_WAITFDS	(3 * 256 + 2)
-#define HEARTBEAT_MS	15000
-#define RECONNECT_MAX_MS 30000
-#define NRSLOT		3	/* result connections */
-
-/* A connection that records results without waiting. */
-struct rslot {
-	PGconn			*c;
-	struct taskq		 q;	/* tasks whose results are in flight */
-	int			 n;
-	int			 busy;		/* a batch is in flight */
-	int			 settling;	/* ... a settle, then */
-	int			 nbatch;	/* settle: tasks sent */
-	int			*lost;		/* settle: nbatch flags */
-	struct taskdb_settle	 st;
-	int64_t			 next_connect;
-};
-
-struct worker {
-	struct agent		*agent;
-	const struct cfg	*cfg;		/* borrowed from agent */
-	const struct worker_opts *opts;
-	char			 id[101], host[65];
-	char			*types[MAX_TYPES];
-	int			 ntypes;
-	char			*types_lit;
-	struct taskdb_worker	 reg;
-	int			 concurrency, prefetch, lease_s, poll_ms;
-	int			 grace_s, listen, unleased_s;
-	long			 retry_base, retry_cap;
-	PGconn			*conn;		/* claims and the rest */
-	struct rslot		 rs[NRSLOT];
-	int64_t			 next_connect, down_since;
-	long			 connect_delay;
-	CURLM			*multi;
-	int			 sfd;
-	struct taskq		 prefetched, running, done;
-	int			 nprefetched, nrunning, ndone;
-	/* Held claims: tasks locked in a transaction open on conn. */
-	int			 hold_ms, holding, nheld, nhdone;
-	struct taskq		 hdone;		/* held tasks that ended */
-	int64_t			 hold_deadline, hold_off_until;
-	int			 reregister;
-	int			 sync_next;	/* record the next batch in line */
-	int			 stopping, want_claim, claimed_none;
-	int64_t			 grace_deadline, next_claim, next_extend;
-	int64_t			 next_heartbeat, next_rescue, next_watchdog;
-	uint64_t		 watchdog_usec;
-	unsigned long		 finished, failed, retried, lost;
-	struct health		*health;	/* NULL: [health] listen off */
-};
-
-static double
-jitter(void)
+double
+worker_jitter(void)
 {
 	unsigned int r = 0;
 
@@ -190,17 +138,13 @@ notify_status(struct worker *w)
 	    w->finished, w->failed, w->retried);
 }
 
-static void	hold_lost(struct worker *);
-static void	settled(struct worker *, int, int);
-static void	drain_notifies(struct worker *, PGconn *);
-
 /* The connection broke: log once, keep running handlers, reconnect. */
-static void
-db_down(struct worker *w, const char *why)
+void
+worker_db_down(struct worker *w, const char *why)
 {
 	if (w->conn == NULL)
 		return;
-	hold_lost(w);
+	batch_hold_lost(w);
 	log_warnx("worker: lost the database connection (%s); %d running "
 	    "tasks carry on and their results wait; reconnecting with "
 	    "backoff", why, w->nrunning);
@@ -213,11 +157,11 @@ db_down(struct worker *w, const char *why)
 }
 
 /* After a failed statement: a broken connection, or a transient error. */
-static void
-db_failed(struct worker *w)
+void
+worker_db_failed(struct worker *w)
 {
 	if (w->conn != NULL && PQstatus(w->conn) != CONNECTION_OK)
-		db_down(w, "connection closed");
+		worker_db_down(w, "connection closed");
 	else
 		w->next_claim = now_ms() + w->poll_ms;
 }
@@ -239,7 +183,7 @@ db_up(struct worker *w)
 		if (w->connect_delay > RECONNECT_MAX_MS)
 			w->connect_delay = RECONNECT_MAX_MS;
 		w->next_connect = now_ms() + w->connect_delay +
-		    (int64_t)(jitter() * (double)w->connect_delay / 4);
+		    (int64_t)(worker_jitter() * (double)w->connect_delay / 4);
 		return;
 	}
 	w->conn = c;
@@ -259,698 +203,6 @@ db_up(struct worker *w)
 	notify_status(w);
 }
 
-static void
-to_done(struct worker *w, struct task *t, struct taskq *from, int *count)
-{
-	TAILQ_REMOVE(from, t, entry);
-	(*count)--;
-	if (t->held) {		/* written when the held batch settles */
-		TAILQ_INSERT_TAIL(&w->hdone, t, entry);
-		w->nhdone++;
-		return;
-	}
-	TAILQ_INSERT_TAIL(&w->done, t, entry);
-	w->ndone++;
-}
-
-static void
-count_outcome(struct worker *w, const struct task *t)
-{
-	health_outcome(w->health, t);
-	switch (t->outcome) {
-	case OUT_FINISHED:
-		w->finished++;
-		break;
-	case OUT_RETRY:
-		w->retried++;
-		log_warnx("worker: task %s (%s) attempt %d of %d failed: %s",
-		    t->id, t->type, t->attempt, t->max_attempts,
-		    t->error ? t->error : "?");
-		break;
-	case OUT_FAIL:
-		w->failed++;
-		log_warnx("worker: task %s (%s) failed without retry: %s",
-		    t->id, t->type, t->error ? t->error : "?");
-		break;
-	default:
-		break;
-	}
-}
-
-/* Retry delays for a batch (caller frees). */
-static long *
-delays_for(struct worker *w, struct task **v, int n)
-{
-	long	*delays;
-	int	 i;
-
-	delays = calloc((size_t)n, sizeof(*delays));
-	if (delays == NULL)
-		fatal("worker: calloc");
-	for (i = 0; i < n; i++)
-		delays[i] = v[i]->outcome == OUT_RETRY ?
-		    handler_backoff_ms(w->retry_base, w->retry_cap,
-		    v[i]->attempt, jitter()) : 0;
-	return delays;
-}
-
-static void
-account(struct worker *w, struct task **v, int n, const int *lost)
-{
-	int i;
-
-	for (i = 0; i < n; i++) {
-		if (lost[i]) {
-			w->lost++;
-			log_warnx("worker: task %s: our lease had expired and "
-			    "the task was rescued; this result is discarded "
-			    "(raise [worker] lease_seconds if handlers stall)",
-			    v[i]->id);
-		} else
-			count_outcome(w, v[i]);
-	}
-}
-
-/* Record a batch on the main connection and wait for the answer. */
-static int
-record(struct worker *w, struct task **v, int n)
-{
-	long	*delays;
-	int	*lost, rc;
-
-	delays = delays_for(w, v, n);
-	lost = calloc((size_t)n, sizeof(*lost));
-	if (lost == NULL)
-		fatal("worker: calloc");
-	rc = taskdb_complete(w->conn, w->id, v, delays, n, lost);
-	if (rc == 0)
-		account(w, v, n, lost);
-	free(delays);
-	free(lost);
-	return rc;
-}
-
-static struct task **
-list_array(struct taskq *q, int n)
-{
-	struct task	**v, *t;
-	int		  i = 0;
-
-	v = calloc((size_t)n + 1, sizeof(*v));
-	if (v == NULL)
-		fatal("worker: calloc");
-	TAILQ_FOREACH(t, q, entry)
-		v[i++] = t;
-	return v;
-}
-
-/*
- * Results go out on the result connections without waiting, so PostgreSQL
- * records one batch while the main connection claims the next: more than
- * one backend at work.  Any trouble with them and results are recorded on
- * the main connection instead.
- */
-static struct rslot *
-rslot_idle(struct worker *w)
-{
-	struct rslot	*s;
-	char		 err[1024];
-	int		 i;
-
-	for (i = 0; i < NRSLOT; i++)
-		if (w->rs[i].c != NULL && !w->rs[i].busy)
-			return &w->rs[i];
-	for (i = 0; i < NRSLOT; i++) {
-		s = &w->rs[i];
-		if (s->c != NULL || now_ms() < s->next_connect)
-			continue;
-		s->c = db_connect_quiet(w->cfg, "worker results", err,
-		    sizeof(err));
-		/* It may become the main connection: same session, LISTEN. */
-		if (s->c != NULL && (taskdb_session(s->c) == -1 ||
-		    (w->listen && taskdb_listen(s->c) == -1))) {
-			PQfinish(s->c);
-			s->c = NULL;
-		}
-		if (s->c == NULL) {
-			log_debug("worker: results connection: %s", err);
-			s->next_connect = now_ms() + 5000;
-			continue;
-		}
-		return s;
-	}
-	return NULL;
-}
-
-static int
-nbusy(const struct worker *w)
-{
-	int i, n = 0;
-
-	for (i = 0; i < NRSLOT; i++)
-		n += w->rs[i].busy;
-	return n;
-}
-
-/* Can results be sent now (a slot is free, or none is busy and results
- * would go on the main connection)? */
-static int
-can_send(const struct worker *w)
-{
-	int i;
-
-	for (i = 0; i < NRSLOT; i++)
-		if (!w->rs[i].busy && (w->rs[i].c != NULL ||
-		    now_ms() >= w->rs[i].next_connect))
-			return 1;
-	return nbusy(w) == 0;
-}
-
-static void
-free_tasks(struct worker *w, struct taskq *q)
-{
-	struct task *t;
-
-	for (;;) {
-		t = TAILQ_FIRST(q);
-		if (t == NULL)
-			break;
-		TAILQ_REMOVE(q, t, entry);
-		task_free(t, w->multi);
-	}
-}
-
-static void
-rslot_done(struct rslot *s)
-{
-	s->busy = s->settling = 0;
-	s->n = 0;
-	free(s->lost);
-	s->lost = NULL;
-}
-
-/*
- * Drop a result connection.  An ordinary batch in flight is recorded
- * again (the fence turns an already recorded task into a no-op); a settle
- * in flight died with its transaction, so its tasks are back in the queue.
- */
-static void
-rslot_drop(struct worker *w, struct rslot *s, const char *why)
-{
-	struct task *t;
-
-	log_debug("worker: results connection dropped: %s", why);
-	PQfinish(s->c);
-	s->c = NULL;
-	s->next_connect = now_ms() + 1000;
-	if (s->settling) {
-		settled(w, (int)(s - w->rs), 0);
-		if (s->n > 0)
-			log_warnx("worker: lost a database connection while "
-			    "recording %d results (%s); those tasks are back in "
-			    "the queue with no attempt counted and will run "
-			    "again", s->n, why);
-		free_tasks(w, &s->q);
-	}
-	for (;;) {
-		t = TAILQ_LAST(&s->q, taskq);
-		if (t == NULL)
-			break;
-		TAILQ_REMOVE(&s->q, t, entry);
-		TAILQ_INSERT_HEAD(&w->done, t, entry);
-		w->ndone++;
-	}
-	rslot_done(s);
-}
-
-static int
-send_done(struct worker *w, struct rslot *s)
-{
-	struct task	**v;
-	long		 *delays;
-	int		  rc;
-
-	v = list_array(&w->done, w->ndone);
-	delays = delays_for(w, v, w->ndone);
-	rc = taskdb_complete_send(s->c, w->id, v, delays, w->ndone);
-	free(delays);
-	free(v);
-	if (rc == -1) {
-		rslot_drop(w, s, "send failed");
-		return 0;
-	}
-	TAILQ_CONCAT(&s->q, &w->done, entry);
-	s->n = w->ndone;
-	s->busy = 1;
-	w->ndone = 0;
-	w->want_claim = 1;
-	return 1;
-}
-
-/*
- * The settle on slot k has been answered: its tasks that were still
- * running or waiting are now leased (ok), or, after a rollback, back in
- * the queue and possibly claimed elsewhere, so stop them here.
- */
-static void
-settled(struct worker *w, int k, int ok)
-{
-	struct taskq	*qs[3] = { &w->prefetched, &w->running, &w->done };
-	int		*ns[3] = { &w->nprefetched, &w->nrunning, &w->ndone };
-	struct task	*t, *next;
-	int		 i, j, dropped = 0;
-
-	for (i = 0; i < NRSLOT; i++)
-		TAILQ_FOREACH(t, &w->rs[i].q, entry)
-			if (t->settling == k + 1)
-				t->settling = 0;
-	for (j = 0; j < 3; j++)
-		for (t = TAILQ_FIRST(qs[j]); t != NULL; t = next) {
-			next = TAILQ_NEXT(t, entry);
-			if (t->settling != k + 1)
-				continue;
-			t->settling = 0;
-			if (ok)
-				continue;
-			if (t->outcome == OUT_NONE)
-				handler_abort(t, OUT_RELEASE, "claim lost",
-				    w->multi);
-			TAILQ_REMOVE(qs[j], t, entry);
-			(*ns[j])--;
-			task_free(t, w->multi);
-			dropped++;
-		}
-	if (dropped > 0)
-		log_warnx("worker: %d claimed tasks went back to the queue when "
-		    "their batch could not be recorded; their handlers are "
-		    "stopped and they will run again", dropped);
-}
-
-/* Take the answer for a settle in flight, if it has all come. */
-static void
-collect_settle(struct worker *w, struct rslot *s)
-{
-	struct task	**v;
-	int		  r;
-
-	r = taskdb_settle_poll(s->c, &s->st, s->nbatch, s->lost);
-	if (r == 0)
-		return;
-	settled(w, (int)(s - w->rs), r == 1);
-	if (r == -1) {
-		w->hold_off_until = now_ms() + 60000;
-		if (PQstatus(s->c) != CONNECTION_OK ||
-		    PQtransactionStatus(s->c) != PQTRANS_IDLE) {
-			rslot_drop(w, s, "recording failed");
-			return;
-		}
-		log_warnx("worker: %d results were refused and are not "
-		    "recorded; those tasks are back in the queue and will run "
-		    "again, claimed the ordinary way for a minute", s->n);
-		free_tasks(w, &s->q);
-		rslot_done(s);
-		return;
-	}
-	v = list_array(&s->q, s->n);
-	account(w, v, s->n, s->lost);
-	free(v);
-	free_tasks(w, &s->q);
-	rslot_done(s);
-}
-
-/* Take the answers that have come. */
-static void
-collect(struct worker *w)
-{
-	struct task	**v;
-	struct rslot	 *s;
-	int		 *lost, n, rc, i;
-
-	for (i = 0; i < NRSLOT; i++) {
-		s = &w->rs[i];
-		if (!s->busy)
-			continue;
-		if (PQconsumeInput(s->c) == 0) {
-			rslot_drop(w, s, PQerrorMessage(s->c));
-			continue;
-		}
-		drain_notifies(w, s->c);
-		if (s->settling) {
-			collect_settle(w, s);
-			continue;
-		}
-		if (PQisBusy(s->c))
-			continue;
-		n = s->n;
-		v = list_array(&s->q, n);
-		lost = calloc((size_t)n, sizeof(*lost));
-		if (lost == NULL)
-			fatal("worker: calloc");
-		rc = taskdb_complete_result(s->c, n, lost);
-		if (rc == -1) {
-			/* A value the server refused: redo it in line,
-			 * task by task. */
-			w->sync_next = 1;
-			rslot_drop(w, s, "batch refused");
-		} else {
-			account(w, v, n, lost);
-			free_tasks(w, &s->q);
-			rslot_done(s);
-		}
-		free(v);
-		free(lost);
-	}
-}
-
-static void
-flush_done(struct worker *w)
-{
-	struct task	**v;
-	struct rslot	 *s;
-	int		  n = w->ndone, i;
-
-	/* Never inside a held transaction: results wait for its settle. */
-	if (w->holding)
-		return;
-	if (!w->sync_next) {
-		s = rslot_idle(w);
-		if (s != NULL && send_done(w, s))
-			return;
-		if (nbusy(w) > 0)
-			return;		/* wait for a slot */
-	}
-	w->sync_next = 0;
-	v = list_array(&w->done, n);
-	if (record(w, v, n) == -1) {
-		if (PQstatus(w->conn) != CONNECTION_OK) {
-			free(v);
-			db_down(w, "connection closed while recording results");
-			return;
-		}
-		/* One bad value must not block the rest. */
-		for (i = 0; i < n; i++) {
-			if (record(w, &v[i], 1) == 0)
-				continue;
-			task_end(v[i], OUT_RETRY, NULL, "the database refused "
-			    "this result; see the worker's log");
-			if (record(w, &v[i], 1) == -1)
-				log_warnx("worker: task %s: result could not be "
-				    "recorded; it will be rescued when its lease "
-				    "expires", v[i]->id);
-		}
-	}
-	for (i = 0; i < n; i++) {
-		TAILQ_REMOVE(&w->done, v[i], entry);
-		task_free(v[i], w->multi);
-	}
-	w->ndone = 0;
-	free(v);
-	/* Slots were freed: look for more work now rather than at the poll. */
-	w->want_claim = 1;
-}
-
-/*
- * The held batch is over (all ended, its time is up, or the worker
- * stops): write it in the transaction that holds it.  Ended tasks get
- * their final state in that one write; the rest become ordinary leased
- * claims.  Sent without waiting, after which the main connection trades
- * places with an idle result connection.  Returns 0 when it must wait for
- * a result connection to come free.
- */
-static int
-settle(struct worker *w, int force)
-{
-	struct task	**v, *t, *next;
-	struct rslot	 *s;
-	long		 *delays;
-	int		 *lost, n = 0, nd, i, r;
-	PGconn		 *c;
-
-	s = rslot_idle(w);
-	if (s == NULL && nbusy(w) > 0 && !force)
-		return 0;
-	/* Returned unstarted: the lock alone kept them; nothing to write. */
-	for (t = TAILQ_FIRST(&w->hdone); t != NULL; t = next) {
-		next = TAILQ_NEXT(t, entry);
-		if (t->outcome != OUT_RELEASE)
-			continue;
-		TAILQ_REMOVE(&w->hdone, t, entry);
-		w->nhdone--;
-		task_free(t, w->multi);
-	}
-	v = calloc((size_t)w->nheld + 1, sizeof(*v));
-	if (v == NULL)
-		fatal("worker: calloc");
-	TAILQ_FOREACH(t, &w->hdone, entry)
-		v[n++] = t;
-	nd = n;
-	TAILQ_FOREACH(t, &w->running, entry)
-		if (t->held && n < w->nheld)
-			v[n++] = t;
-	TAILQ_FOREACH(t, &w->prefetched, entry)
-		if (t->held && n < w->nheld)
-			v[n++] = t;
-	for (i = 0; i < n; i++)
-		v[i]->held = 0;
-	w->holding = 0;
-	w->nheld = 0;
-	if (n > nd)
-		w->next_extend = now_ms() + w->lease_s * 1000 / 3;
-	if (n == 0) {
-		if (db_cmd(w->conn, "worker: claiming tasks", "COMMIT") == -1)
-			db_failed(w);
-		free(v);
-		return 1;
-	}
-	delays = delays_for(w, v, n);
-	if (s != NULL && s->busy == 0 && taskdb_settle_send(w->conn, w->id,
-	    v, delays, n, w->lease_s) == 0) {
-		for (i = nd; i < n; i++)
-			v[i]->settling = (int)(s - w->rs) + 1;
-		s->lost = calloc((size_t)n, sizeof(*s->lost));
-		if (s->lost == NULL)
-			fatal("worker: calloc");
-		TAILQ_CONCAT(&s->q, &w->hdone, entry);
-		s->n = nd;
-		s->nbatch = n;
-		s->busy = s->settling = 1;
-		memset(&s->st, 0, sizeof(s->st));
-		w->nhdone = 0;
-		c = s->c;
-		s->c = w->conn;
-		w->conn = c;
-		w->want_claim = 1;
-		goto out;
-	}
-	/* No result connection to hand over to: wait for the answer. */
-	lost = calloc((size_t)n, sizeof(*lost));
-	if (lost == NULL)
-		fatal("worker: calloc");
-	for (i = nd; i < n; i++)	/* slot NRSLOT: this call */
-		v[i]->settling = NRSLOT + 1;
-	if (PQpipelineStatus(w->conn) != PQ_PIPELINE_OFF)
-		r = taskdb_rollback(w->conn) == 0 ? -2 : -1;
-	else
-		r = taskdb_settle(w->conn, w->id, v, delays, n, w->lease_s,
-		    lost);
-	settled(w, NRSLOT, r == 0);
-	if (r == 0)
-		account(w, v, nd, lost);
-	else {
-		log_warnx("worker: %d results could not be recorded; those "
-		    "tasks are back in the queue and will run again", nd);
-		w->hold_off_until = now_ms() + 60000;
-	}
-	free_tasks(w, &w->hdone);
-	w->nhdone = 0;
-	free(lost);
-	if (r != 0 && (PQstatus(w->conn) != CONNECTION_OK ||
-	    PQtransactionStatus(w->conn) != PQTRANS_IDLE))
-		db_down(w, "connection lost while recording results");
-	w->want_claim = 1;
-out:
-	free(delays);
-	free(v);
-	return 1;
-}
-
-/* The held transaction is gone with its connection: its tasks are back in
- * the queue, so stop them here. */
-static void
-hold_lost(struct worker *w)
-{
-	struct task *t, *next;
-
-	if (!w->holding)
-		return;
-	log_warnx("worker: %d claimed tasks went back to the queue with the "
-	    "connection that held them (no attempt counted); their handlers "
-	    "are stopped and they will run again", w->nheld);
-	for (t = TAILQ_FIRST(&w->prefetched); t != NULL; t = next) {
-		next = TAILQ_NEXT(t, entry);
-		if (!t->held)
-			continue;
-		TAILQ_REMOVE(&w->prefetched, t, entry);
-		w->nprefetched--;
-		task_free(t, w->multi);
-	}
-	for (t = TAILQ_FIRST(&w->running); t != NULL; t = next) {
-		next = TAILQ_NEXT(t, entry);
-		if (!t->held)
-			continue;
-		handler_abort(t, OUT_RELEASE, "claim lost", w->multi);
-		TAILQ_REMOVE(&w->running, t, entry);
-		w->nrunning--;
-		task_free(t, w->multi);
-	}
-	free_tasks(w, &w->hdone);
-	w->nhdone = 0;
-	w->holding = 0;
-	w->nheld = 0;
-}
-
-static void
-claim(struct worker *w)
-{
-	int want, got;
-
-	/* Results waiting to be sent still hold their slots. */
-	if (w->holding)
-		return;		/* the connection is in the held batch */
-	want = (w->concurrency + w->prefetch) -
-	    (w->nrunning + w->nprefetched + w->ndone + w->nhdone);
-	if (want > MAX_CLAIM)
-		want = MAX_CLAIM;
-	w->want_claim = 0;
-	w->next_claim = now_ms() + w->poll_ms;
-	if (want <= 0)
-		return;
-	/*
-	 * Quick handlers finish while the claim's transaction is still
-	 * open: their tasks are then written once, queued to finished,
-	 * instead of twice.
-	 */
-	if (w->hold_ms > 0 && now_ms() >= w->hold_off_until) {
-		got = taskdb_hold(w->conn, w->types_lit, want, &w->prefetched);
-		if (got > 0) {
-			w->holding = 1;
-			w->nheld = got;
-			w->hold_deadline = now_ms() + w->hold_ms;
-		}
-	} else
-		got = taskdb_claim(w->conn, &w->reg, want, w->lease_s,
-		    &w->prefetched);
-	if (got == -1) {
-		db_failed(w);
-		return;
-	}
-	w->nprefetched += got;
-	health_claimed(w->health, &w->prefetched, got);
-	w->claimed_none = got == 0;
-	/* More may be waiting; an empty answer is what ends a drain. */
-	if (got > 0)
-		w->want_claim = 1;
-	if (got > 0)
-		w->next_extend = now_ms() + w->lease_s * 1000 / 3;
-}
-
-/* With nothing claimable, check when the next retry is due. */
-static int
-idle_check(struct worker *w)
-{
-	int r;
-
-	r = taskdb_pending(w->conn, w->types_lit);
-	if (r == -1) {
-		db_failed(w);
-		return 1;
-	}
-	return r;
-}
-
-static void
-start_tasks(struct worker *w)
-{
-	const struct cfg_handler	*h;
-	struct task			*t;
-
-	while (w->nrunning < w->concurrency && w->nprefetched > 0) {
-		t = TAILQ_FIRST(&w->prefetched);
-		TAILQ_REMOVE(&w->prefetched, t, entry);
-		w->nprefetched--;
-		TAILQ_INSERT_TAIL(&w->running, t, entry);
-		w->nrunning++;
-		h = cfg_handler_find(w->cfg, t->type);
-		if (h == NULL)
-			handler_abort(t, OUT_RELEASE, "no handler for this "
-			    "type after a configuration reload", w->multi);
-		else
-			handler_start(t, h, w->multi);
-		if (t->outcome != OUT_NONE)
-			to_done(w, t, &w->running, &w->nrunning);
-	}
-}
-
-static void
-extend(struct worker *w)
-{
-	struct task	**v, *t;
-	int		 *cancel, *lost, n = 0, i;
-
-	w->next_extend = now_ms() + w->lease_s * 1000 / 3;
-	if (w->nrunning + w->nprefetched == 0)
-		return;
-	v = calloc((size_t)(w->nrunning + w->nprefetched), sizeof(*v));
-	cancel = calloc((size_t)(w->nrunning + w->nprefetched), sizeof(int));
-	lost = calloc((size_t)(w->nrunning + w->nprefetched), sizeof(int));
-	if (v == NULL || cancel == NULL || lost == NULL)
-		fatal("worker: calloc");
-	/* Held tasks have no lease yet. */
-	TAILQ_FOREACH(t, &w->running, entry)
-		if (!t->held)
-			v[n++] = t;
-	TAILQ_FOREACH(t, &w->prefetched, entry)
-		if (!t->held)
-			v[n++] = t;
-	if (n == 0)
-		goto out;
-	if (taskdb_extend(w->conn, w->id, v, n, w->lease_s, cancel, lost) ==
-	    -1) {
-		db_failed(w);
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		t = v[i];
-		if (!lost[i] && !cancel[i])
-			continue;
-		if (lost[i])
-			log_warnx("worker: task %s: lease lost (rescued by "
-			    "another worker); stopping its handler", t->id);
-		handler_abort(t, OUT_CANCELLED, "cancelled by operator",
-		    w->multi);
-		if (lost[i]) {
-			/* Not ours any more: drop without recording. */
-			if (t->started_ms) {
-				TAILQ_REMOVE(&w->running, t, entry);
-				w->nrunning--;
-			} else {
-				TAILQ_REMOVE(&w->prefetched, t, entry);
-				w->nprefetched--;
-			}
-			task_free(t, w->multi);
-			continue;
-		}
-		if (t->started_ms)
-			to_done(w, t, &w->running, &w->nrunning);
-		else
-			to_done(w, t, &w->prefetched, &w->nprefetched);
-	}
-out:
-	free(v);
-	free(cancel);
-	free(lost);
-}
-
 /* Cancel requested through NOTIFY: the payload is the task id. */
 static void
 cancel_task(struct worker *w, const char *id)
@@ -964,14 +216,14 @@ cancel_task(struct worker *w, const char *id)
 		    "handler", id);
 		handler_abort(t, OUT_CANCELLED, "cancelled by operator",
 		    w->multi);
-		to_done(w, t, &w->running, &w->nrunning);
+		batch_to_done(w, t, &w->running, &w->nrunning);
 		return;
 	}
 	TAILQ_FOREACH(t, &w->prefetched, entry) {
 		if (strcmp(t->id, id) != 0)
 			continue;
 		task_end(t, OUT_CANCELLED, NULL, "cancelled by operator");
-		to_done(w, t, &w->prefetched, &w->nprefetched);
+		batch_to_done(w, t, &w->prefetched, &w->nprefetched);
 		return;
 	}
 }
@@ -983,8 +235,8 @@ cancel_task(struct worker *w, const char *id)
  * worker's connections: all of them LISTEN, since a result connection
  * becomes the main one after a settle.
  */
-static void
-drain_notifies(struct worker *w, PGconn *c)
+void
+worker_drain_notifies(struct worker *w, PGconn *c)
 {
 	PGnotify *n;
 
@@ -1013,21 +265,21 @@ read_notifies(struct worker *w)
 
 	for (i = 0; i < NRSLOT; i++) {
 		s = &w->rs[i];
-		if (s->c == NULL || s->busy)	/* busy: collect() reads */
+		if (s->c == NULL || s->busy)	/* busy: batch_collect() reads */
 			continue;
 		if (PQconsumeInput(s->c) == 0) {
-			rslot_drop(w, s, PQerrorMessage(s->c));
+			batch_slot_drop(w, s, PQerrorMessage(s->c));
 			continue;
 		}
-		drain_notifies(w, s->c);
+		worker_drain_notifies(w, s->c);
 	}
 	if (w->conn == NULL)
 		return;
 	if (PQconsumeInput(w->conn) == 0) {
-		db_down(w, "connection closed while listening");
+		worker_db_down(w, "connection closed while listening");
 		return;
 	}
-	drain_notifies(w, w->conn);
+	worker_drain_notifies(w, w->conn);
 }
 
 /* SIGHUP: load the configuration again; keep the old one on error. */
@@ -1164,14 +416,14 @@ wait_events(struct worker *w)
 	short			 ev[3];
 
 	if (w->conn != NULL)
-		drain_notifies(w, w->conn);
+		worker_drain_notifies(w, w->conn);
 	if (w->conn != NULL && !w->holding && w->want_claim && !w->stopping)
 		until = now;
 	if (w->conn == NULL)
 		until = earliest(until, w->next_connect);
 	else if (w->holding) {
 		/* Only the held batch's end; the rest waits for its settle. */
-		if ((w->nhdone == w->nheld || w->stopping) && can_send(w))
+		if ((w->nhdone == w->nheld || w->stopping) && batch_can_send(w))
 			until = now;
 		else
 			until = earliest(until, now >= w->hold_deadline ?
@@ -1184,7 +436,7 @@ wait_events(struct worker *w)
 			until = earliest(until, w->next_extend);
 		if (!w->stopping)
 			until = earliest(until, w->next_rescue);
-		if (w->ndone > 0 && can_send(w))
+		if (w->ndone > 0 && batch_can_send(w))
 			until = now;
 	}
 	if (w->stopping)
@@ -1239,7 +491,7 @@ poll_running(struct worker *w)
 	for (t = TAILQ_FIRST(&w->running); t != NULL; t = next) {
 		next = TAILQ_NEXT(t, entry);
 		if (handler_poll(t, now))
-			to_done(w, t, &w->running, &w->nrunning);
+			batch_to_done(w, t, &w->running, &w->nrunning);
 	}
 }
 
@@ -1253,7 +505,7 @@ stop_work(struct worker *w)
 		next = TAILQ_NEXT(t, entry);
 		task_end(t, OUT_RELEASE, NULL, "returned unstarted when the "
 		    "worker stopped");
-		to_done(w, t, &w->prefetched, &w->nprefetched);
+		batch_to_done(w, t, &w->prefetched, &w->nprefetched);
 	}
 	if (now_ms() < w->grace_deadline)
 		return;
@@ -1265,7 +517,7 @@ stop_work(struct worker *w)
 		    "grace_seconds; killed and requeued", t->id);
 		handler_abort(t, OUT_RELEASE, "worker stopped before the "
 		    "handler finished; requeued", w->multi);
-		to_done(w, t, &w->running, &w->nrunning);
+		batch_to_done(w, t, &w->running, &w->nrunning);
 	}
 }
 
@@ -1285,25 +537,25 @@ periodic(struct worker *w)
 	if (w->reregister) {
 		w->reregister = 0;
 		if (taskdb_register(w->conn, &w->reg) == -1) {
-			db_failed(w);
+			worker_db_failed(w);
 			return;
 		}
 	}
 	if (now >= w->next_heartbeat) {
 		w->next_heartbeat = now + HEARTBEAT_MS;
 		if (taskdb_heartbeat(w->conn, w->id) == -1) {
-			db_failed(w);
+			worker_db_failed(w);
 			return;
 		}
 		notify_status(w);
 	}
 	if (w->nrunning + w->nprefetched > 0 && now >= w->next_extend)
-		extend(w);
+		batch_extend(w);
 	if (w->conn != NULL && !w->stopping && now >= w->next_rescue) {
 		w->next_rescue = now + (int64_t)w->lease_s * 1000;
 		n = taskdb_rescue(w->conn, w->unleased_s);
 		if (n == -1)
-			db_failed(w);
+			worker_db_failed(w);
 		else if (n > 0) {
 			log_info("worker: rescued %d stuck task%s", n,
 			    n == 1 ? "" : "s");
@@ -1384,21 +636,21 @@ worker_run(struct agent *a, const struct worker_opts *o)
 			db_up(&w);
 		if (w.stopping)
 			stop_work(&w);
-		collect(&w);
+		batch_collect(&w);
 		if (w.conn != NULL && w.holding && (w.nhdone == w.nheld ||
 		    w.stopping || now_ms() >= w.hold_deadline))
-			(void)settle(&w, now_ms() >= w.hold_deadline + 1000);
+			(void)batch_settle(&w, now_ms() >= w.hold_deadline + 1000);
 		if (w.conn != NULL && w.ndone > 0)
-			flush_done(&w);
+			batch_flush(&w);
 		periodic(&w);
 		if (w.conn != NULL && !w.stopping &&
 		    (w.want_claim || now_ms() >= w.next_claim))
-			claim(&w);
-		start_tasks(&w);
-		if (w.conn != NULL && w.ndone > 0 && !w.holding && can_send(&w))
+			batch_claim(&w);
+		batch_start(&w);
+		if (w.conn != NULL && w.ndone > 0 && !w.holding && batch_can_send(&w))
 			continue;	/* record before sleeping */
 		if (w.stopping && w.nrunning == 0 && w.nprefetched == 0 &&
-		    w.ndone == 0 && nbusy(&w) == 0 && !w.holding)
+		    w.ndone == 0 && batch_nbusy(&w) == 0 && !w.holding)
 			break;
 		if (w.stopping && w.conn == NULL && w.nrunning == 0 &&
 		    now_ms() >= w.grace_deadline) {
@@ -1410,9 +662,9 @@ worker_run(struct agent *a, const struct worker_opts *o)
 		}
 		if (o->exit_when_empty && w.conn != NULL && !w.stopping &&
 		    w.claimed_none && !w.want_claim && w.nrunning == 0 &&
-		    w.nprefetched == 0 && w.ndone == 0 && nbusy(&w) == 0 &&
+		    w.nprefetched == 0 && w.ndone == 0 && batch_nbusy(&w) == 0 &&
 		    !w.holding &&
-		    idle_check(&w) == 0)
+		    batch_pending(&w) == 0)
 			break;
 		health_beat(w.health, &(struct health_state){ w.conn != NULL,
 		    w.stopping, w.nrunning, w.nprefetched, w.concurrency });
@@ -1426,11 +678,11 @@ out:
 	log_info("worker: stopped: %lu finished, %lu failed, %lu retried, "
 	    "%lu results discarded after a lost lease", w.finished, w.failed,
 	    w.retried, w.lost);
-	free_tasks(&w, &w.done);
-	free_tasks(&w, &w.hdone);
+	batch_free_tasks(&w, &w.done);
+	batch_free_tasks(&w, &w.hdone);
 	for (i = 0; i < NRSLOT; i++) {
-		free_tasks(&w, &w.rs[i].q);
-		rslot_done(&w.rs[i]);
+		batch_free_tasks(&w, &w.rs[i].q);
+		batch_slot_done(&w.rs[i]);
 		PQfinish(w.rs[i].c);
 	}
 	health_stop(w.health);
