@@ -18,8 +18,11 @@ DESTDIR		?=
 
 CC		?= cc
 SANITIZE	?= 0
-PKGS		:= libpq json-c inih libcrypto libcurl libsystemd libzstd zlib libmicrohttpd
-PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGS		:= libpq json-c inih libcrypto zlib
+# Headers only: agent/dl.c loads these at first use, so that an idle worker
+# does not carry them (and their dependencies) in memory.
+DL_PKGS		:= libcurl libmicrohttpd libzstd
+PKG_CFLAGS	:= $(shell pkg-config --cflags $(PKGS) $(DL_PKGS) 2>/dev/null)
 PKG_LIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN		:= -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wpointer-arith \

@@ -45,6 +45,8 @@ static const char exit_codes[] =
     "  70  internal error\n"
     "  71  operating-system step failed (bootstrap: disk, data directory,\n"
     "      systemd; run: a child cannot start)\n"
+    "  72  a library loaded at first use is missing (libcurl, libmicrohttpd,\n"
+    "      libzstd; the message names the package)\n"
     "  73  a file could not be created (bootstrap: agent.ini; metrics\n"
     "      --textfile)\n"
     "  74  output could not be written\n"

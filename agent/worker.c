@@ -20,7 +20,6 @@
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <sysexits.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "cfg.h"
@@ -29,6 +28,7 @@
 #include "handler.h"
 #include "health.h"
 #include "log.h"
+#include "notify.h"
 #include "proc.h"
 #include "taskdb.h"
 #include "worker_int.h"
@@ -132,7 +132,7 @@ apply_cfg(struct worker *w, const struct cfg *cfg)
 static void
 notify_status(struct worker *w)
 {
-	sd_notifyf(0, "STATUS=%s; %d running, %d prefetched; %lu finished, "
+	notify_sendf("STATUS=%s; %d running, %d prefetched; %lu finished, "
 	    "%lu failed, %lu retried", w->conn ? "database connected" :
 	    "database unreachable, reconnecting", w->nrunning, w->nprefetched,
 	    w->finished, w->failed, w->retried);
@@ -371,7 +371,7 @@ read_signals(struct worker *w)
 			    "prefetched tasks go back to the queue, %d running "
 			    "handlers get up to %d s", w->nprefetched,
 			    w->nrunning, w->grace_s);
-			sd_notify(0, "STOPPING=1");
+			notify_send("STOPPING=1");
 			break;
 		}
 	}
@@ -528,7 +528,7 @@ periodic(struct worker *w)
 	int	n;
 
 	if (w->watchdog_usec && now >= w->next_watchdog) {
-		sd_notify(0, "WATCHDOG=1");
+		notify_send("WATCHDOG=1");
 		w->next_watchdog = now + (int64_t)(w->watchdog_usec / 2000);
 	}
 	/* Nothing else runs inside a held batch's transaction. */
@@ -600,8 +600,10 @@ setup(struct worker *w)
 	TAILQ_INIT(&w->hdone);
 	for (int i = 0; i < NRSLOT; i++)
 		TAILQ_INIT(&w->rs[i].q);
-	if (sd_watchdog_enabled(0, &w->watchdog_usec) <= 0)
-		w->watchdog_usec = 0;
+	if (notify_watchdog(&w->watchdog_usec) == -1)
+		log_warnx("worker: ignoring the systemd watchdog: WATCHDOG_USEC "
+		    "or WATCHDOG_PID does not parse; check the unit's "
+		    "WatchdogSec=");
 	return EX_OK;
 }
 
@@ -629,7 +631,7 @@ worker_run(struct agent *a, const struct worker_opts *o)
 	log_info("worker: %s serving %s with concurrency %d (up to three database "
 	    "connections)", w.id, w.types_lit, w.concurrency);
 	db_up(&w);
-	sd_notify(0, "READY=1");
+	notify_send("READY=1");
 	notify_status(&w);
 	for (;;) {
 		if (w.conn == NULL && now_ms() >= w.next_connect)

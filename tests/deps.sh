@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
 	gcc make pkg-config util-linux e2fsprogs bc
 	libpq-dev libjson-c-dev libinih-dev libssl-dev
-	libcurl4-openssl-dev libsystemd-dev libzstd-dev zlib1g-dev libmicrohttpd-dev
+	libcurl4-openssl-dev libzstd-dev zlib1g-dev libmicrohttpd-dev
 	libcriterion-dev
 	postgresql-15 postgresql-client-15
 	python3 python3-crcmod python3-cryptography python3-prometheus-client

@@ -6,8 +6,10 @@
 # on the Ubuntu 24.04 VM.  Prints the package's path.
 #
 # Depends are computed by dpkg-shlibdeps from the binary's libraries on the
-# building machine, so the package names (libcurl4 or libcurl4t64 ...) are
-# those of the distribution it was built on.
+# building machine, plus the packages shipping the libraries the agent
+# dlopen()s (libcurl, libmicrohttpd, libzstd), so the package names
+# (libcurl4 or libcurl4t64 ...) are those of the distribution it was built
+# on.
 set -eu
 
 work=$1 out=$2 version=$3
@@ -35,6 +37,17 @@ printf 'Source: orchestrator-agent\n\nPackage: orchestrator-agent\nArchitecture:
 	> "$work/debian/control"
 depends=$(cd "$work" && dpkg-shlibdeps -O debian/orchestrator-agent/usr/bin/orchestrator-agent | sed -n 's/^shlibs:Depends=//p')
 [ -n "$depends" ] || { echo "deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+# agent/dl.c dlopen()s these at first use, so dpkg-shlibdeps cannot see
+# them: depend on the package that ships each SONAME here.
+for so in libcurl.so.4 libmicrohttpd.so.12 libzstd.so.1; do
+	p=$(dpkg-query -S "*/$so" 2>/dev/null |
+		sed -n "s|^\([^:, ]*\)\(:$arch\)\{0,1\}: .*/$so\$|\1|p" | head -n 1)
+	[ -n "$p" ] || { echo "deb: no installed package ships $so (make deps)" >&2; exit 1; }
+	case ", $depends," in
+	*", $p,"* | *", $p "*) ;;
+	*) depends="$depends, $p" ;;
+	esac
+done
 
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s|@VERSION@|$version|" -e "s|@ARCH@|$arch|" -e "s|@SIZE@|$size|" \

@@ -51,6 +51,12 @@ absent() { local p; for p; do [ ! -e "$p" ] && [ ! -L "$p" ] || return 1; done; 
 
 files=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $6 }')
 conffiles=$(dpkg-deb -I "$deb" conffiles)
+# The dlopen()ed libraries (agent/dl.c) are invisible to dpkg-shlibdeps.
+depends=$(dpkg-deb -f "$deb" Depends)
+for so in libcurl.so.4 libmicrohttpd.so.12 libzstd.so.1; do
+	owner=$(dpkg-query -S "*/$so" | sed -n "s|^\([^:, ]*\).*/$so\$|\1|p" | head -n 1)
+	expect "Depends names $owner ($so)" sh -c "echo ', $depends,' | grep -Eq ', $owner[ ,]'"
+done
 
 dpkg -i "$deb" >/dev/null
 expect "installed" status_is "install ok installed"
