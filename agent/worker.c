@@ -628,7 +628,7 @@ worker_run(struct agent *a, const struct worker_opts *o)
 		    &w.health);
 	if (rc != EX_OK)
 		goto out;
-	log_info("worker: %s serving %s with concurrency %d (up to three database "
+	log_info("worker: %s serving %s with concurrency %d (four database "
 	    "connections)", w.id, w.types_lit, w.concurrency);
 	db_up(&w);
 	notify_send("READY=1");
