@@ -814,6 +814,23 @@ Test(worker, hold_lost_with_its_connection, .timeout = 90)
 }
 
 /*
+ * The database refuses to record task_id as finished: a trigger stands in
+ * for any value PostgreSQL rejects.
+ */
+static void
+refuse_finished(PGconn *c, const char *task_id)
+{
+	char sql[256];
+
+	db_do(c, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+	    "$$BEGIN RAISE EXCEPTION 'refused by test'; END$$");
+	snprintf(sql, sizeof(sql), "CREATE TRIGGER refuse BEFORE INSERT ON "
+	    "task_history FOR EACH ROW WHEN (NEW.task_id = '%s' AND NEW.status "
+	    "= 'finished') EXECUTE FUNCTION refuse()", task_id);
+	db_do(c, sql);
+}
+
+/*
  * A result the database refuses (here: a trigger stands in for any value
  * PostgreSQL rejects) aborts the whole held batch; the worker must not
  * loop on it: the batch runs again outside a hold, the one bad result is
@@ -827,11 +844,7 @@ Test(worker, refused_result_does_not_wedge_the_hold, .timeout = 90)
 	PGconn *c = db_open(db);
 	char *v;
 
-	db_do(c, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-	    "$$BEGIN RAISE EXCEPTION 'refused by test'; END$$");
-	db_do(c, "CREATE TRIGGER refuse BEFORE INSERT ON task_history FOR EACH "
-	    "ROW WHEN (NEW.task_id = 'ok7' AND NEW.status = 'finished') "
-	    "EXECUTE FUNCTION refuse()");
+	refuse_finished(c, "ok7");
 	insert_tasks(c, "noop", 30, "ok", 3);
 	cr_assert_eq(run_worker(db, cfg, (const char *[]){ "--exit-when-empty",
 	    NULL }), 0);
@@ -900,11 +913,7 @@ Test(worker, failed_settle_stops_its_running_tasks, .timeout = 90)
 	    "[handler.consumer_triage]\nkind = exec\n"
 	    "command = /bin/sh -c 'sleep 1; echo done >> %s; echo {}'\n", marks);
 	cfg = config(body);
-	db_do(c, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-	    "$$BEGIN RAISE EXCEPTION 'refused by test'; END$$");
-	db_do(c, "CREATE TRIGGER refuse BEFORE INSERT ON task_history FOR EACH "
-	    "ROW WHEN (NEW.task_id = 'ok7' AND NEW.status = 'finished') "
-	    "EXECUTE FUNCTION refuse()");
+	refuse_finished(c, "ok7");
 	insert_tasks(c, "consumer_triage", 1, "slow", 3);
 	insert_tasks(c, "noop", 19, "ok", 3);
 	cr_assert_eq(run_worker(db, cfg, (const char *[]){ "--exit-when-empty",
