@@ -1,26 +1,22 @@
 /*
  * auth.c - access tokens for Google APIs, the way the client libraries get
  * them but without one: the emulator needs none; a service-account key
- * signs an RS256 JWT (OpenSSL EVP) that token_uri trades for a token; on
+ * signs an RS256 JWT (sakey.c) that token_uri trades for a token; on
  * GCE the metadata server hands one out.  Tokens are cached until close to
  * expiry and never logged; transient failures are retried.
  */
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <json-c/json.h>
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "handler.h"
+#include "sakey.h"
 #include "log.h"
 #include "version.h"
 
@@ -28,8 +24,6 @@
 #define AUTH_BACKOFF_MS	250
 #define AUTH_BACKOFF_CAP 4000
 #define AUTH_MAXBODY	(1024 * 1024)	/* no Google answer here is larger */
-#define AUTH_MAXKEY	(64 * 1024)
-#define AUTH_JWT_LIFE	3600		/* the most Google accepts */
 #define AUTH_MARGIN_MS	300000		/* refresh 5 minutes before expiry */
 
 enum auth_mode { MODE_NONE, MODE_KEY, MODE_METADATA };
@@ -39,9 +33,7 @@ struct auth {
 	char		 kind[320];
 	char		*metadata_host;
 	char		*scope;
-	/* Service-account key. */
-	char		*keyfile, *email, *key_id, *token_uri;
-	EVP_PKEY	*key;
+	struct sakey	*sa;		/* service-account key, MODE_KEY */
 	/* The cached token; refreshed at refresh_ms (monotonic). */
 	char		*token;
 	int64_t		 refresh_ms;
@@ -317,168 +309,12 @@ out:
 	return rc;
 }
 
-/* No passphrase prompt: service-account keys are not encrypted. */
-static int
-no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
-	return 0;
-}
-
-/* A required non-empty string member of the key file, or NULL. */
-static const char *
-key_field(json_object *o, const char *name)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, name, &v) ||
-	    !json_object_is_type(v, json_type_string) ||
-	    *json_object_get_string(v) == '\0')
-		return NULL;
-	return json_object_get_string(v);
-}
-
-/* Read and check the key file into a; err filled on -1. */
-static int
-load_key(struct auth *a, const char *path, char *err, size_t errlen)
-{
-	static const char *need[] = { "client_email", "private_key",
-	    "token_uri", NULL };
-	const char	*type, *pem, **f;
-	json_object	*o = NULL, *pk;
-	json_tokener	*tok = NULL;
-	enum json_tokener_error jerr;
-	struct stat	 st;
-	BIO		*bio = NULL;
-	char		*buf = NULL, why[600];
-	ssize_t		 n;
-	size_t		 len = 0;
-	int		 fd, rc = -1;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd == -1) {
-		snprintf(err, errlen, "auth: cannot open service-account key "
-		    "%s: %s; check GOOGLE_APPLICATION_CREDENTIALS or [gcs] "
-		    "credentials_file", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "auth: service-account key %s is not a "
-		    "regular file", path);
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		snprintf(err, errlen, "auth: service-account key %s is "
-		    "readable by group or others (mode %04o); run: chmod 600 "
-		    "%s", path, (unsigned)(st.st_mode & 07777), path);
-		goto out;
-	}
-	if (st.st_size > AUTH_MAXKEY) {
-		snprintf(err, errlen, "auth: %s is %lld bytes, too large for "
-		    "a service-account key", path, (long long)st.st_size);
-		goto out;
-	}
-	buf = calloc(1, AUTH_MAXKEY + 1);
-	if (buf == NULL) {
-		snprintf(err, errlen, "auth: out of memory");
-		goto out;
-	}
-	while (len < AUTH_MAXKEY) {
-		n = read(fd, buf + len, AUTH_MAXKEY - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			snprintf(err, errlen, "auth: reading %s: %s", path,
-			    strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	tok = json_tokener_new();
-	if (tok == NULL) {
-		snprintf(err, errlen, "auth: out of memory");
-		goto out;
-	}
-	o = json_tokener_parse_ex(tok, buf, (int)len);
-	jerr = json_tokener_get_error(tok);
-	if (jerr != json_tokener_success || !json_object_is_type(o,
-	    json_type_object)) {
-		snprintf(err, errlen, "auth: service-account key %s is not a "
-		    "JSON object (%s); download the key again (IAM > Service "
-		    "accounts > Keys > Add key > JSON)", path,
-		    jerr != json_tokener_success ?
-		    json_tokener_error_desc(jerr) : "another JSON value");
-		goto out;
-	}
-	type = key_field(o, "type");
-	if (type == NULL || strcmp(type, "service_account") != 0) {
-		snprintf(err, errlen, "auth: %s is %s%.40s%s, not a "
-		    "service-account key (\"type\": \"service_account\"); use "
-		    "a service account's JSON key, or unset the key file to "
-		    "use the VM's service account", path,
-		    type ? "a \"" : "a file without \"type\"", type ? type : "",
-		    type ? "\" credential" : "");
-		goto out;
-	}
-	for (f = need; *f != NULL; f++) {
-		if (key_field(o, *f) == NULL) {
-			snprintf(err, errlen, "auth: service-account key %s "
-			    "has no \"%s\"; download the key again (IAM > "
-			    "Service accounts > Keys)", path, *f);
-			goto out;
-		}
-	}
-	a->email = strdup(key_field(o, "client_email"));
-	a->token_uri = strdup(key_field(o, "token_uri"));
-	a->key_id = key_field(o, "private_key_id") ?
-	    strdup(key_field(o, "private_key_id")) : NULL;
-	if (a->email == NULL || a->token_uri == NULL) {
-		snprintf(err, errlen, "auth: out of memory");
-		goto out;
-	}
-	if (url_check(a->token_uri, why, sizeof(why)) == -1) {
-		snprintf(err, errlen, "auth: service-account key %s: "
-		    "token_uri: %s", path, why);
-		goto out;
-	}
-	pem = key_field(o, "private_key");
-	bio = BIO_new_mem_buf(pem, -1);
-	if (bio != NULL)
-		a->key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase,
-		    NULL);
-	if (a->key == NULL || EVP_PKEY_get_base_id(a->key) != EVP_PKEY_RSA) {
-		snprintf(err, errlen, "auth: the private_key in %s is not an "
-		    "RSA private key in PEM form; download the key again", path);
-		goto out;
-	}
-	rc = 0;
-out:
-	/* json-c does not wipe: clear the PEM it copied before freeing. */
-	if (o != NULL && json_object_object_get_ex(o, "private_key", &pk) &&
-	    json_object_is_type(pk, json_type_string))
-		explicit_bzero((char *)json_object_get_string(pk),
-		    (size_t)json_object_get_string_len(pk));
-	BIO_free(bio);
-	json_object_put(o);
-	if (tok != NULL)
-		json_tokener_free(tok);
-	if (buf != NULL)
-		explicit_bzero(buf, AUTH_MAXKEY);
-	free(buf);
-	close(fd);
-	return rc;
-}
-
 struct auth *
 auth_new(const struct auth_opts *opts, char *err, size_t errlen)
 {
 	struct auth	*a;
 	const char	*mh, *scope;
+	char		 why[600];
 
 	a = calloc(1, sizeof(*a));
 	if (a == NULL) {
@@ -499,15 +335,16 @@ auth_new(const struct auth_opts *opts, char *err, size_t errlen)
 		snprintf(a->kind, sizeof(a->kind), "none");
 	} else if (opts->credentials_file && *opts->credentials_file) {
 		a->mode = MODE_KEY;
-		a->keyfile = strdup(opts->credentials_file);
-		if (a->keyfile == NULL) {
-			snprintf(err, errlen, "auth: out of memory");
+		a->sa = sakey_load(opts->credentials_file, err, errlen);
+		if (a->sa == NULL)
+			goto fail;
+		if (url_check(a->sa->token_uri, why, sizeof(why)) == -1) {
+			snprintf(err, errlen, "auth: service-account key %s: "
+			    "token_uri: %s", a->sa->path, why);
 			goto fail;
 		}
-		if (load_key(a, a->keyfile, err, errlen) == -1)
-			goto fail;
 		snprintf(a->kind, sizeof(a->kind), "service-account %s",
-		    a->email);
+		    a->sa->email);
 	} else {
 		a->mode = MODE_METADATA;
 		snprintf(a->kind, sizeof(a->kind), "metadata");
@@ -524,107 +361,14 @@ auth_kind(const struct auth *a)
 	return a->kind;
 }
 
-/* base64url without padding (RFC 7515); caller frees. */
-static char *
-b64url(const unsigned char *in, size_t len)
-{
-	char	*out, *p;
-	int	 n;
-
-	out = malloc(4 * ((len + 2) / 3) + 1);
-	if (out == NULL)
-		return NULL;
-	n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-	while (n > 0 && out[n - 1] == '=')
-		n--;
-	out[n] = '\0';
-	for (p = out; *p != '\0'; p++) {
-		if (*p == '+')
-			*p = '-';
-		else if (*p == '/')
-			*p = '_';
-	}
-	return out;
-}
-
-/* json-c's compact text of o, base64url'd; caller frees. */
-static char *
-json_b64url(json_object *o)
-{
-	const char *s = json_object_to_json_string_ext(o,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-
-	return s ? b64url((const unsigned char *)s, strlen(s)) : NULL;
-}
-
 char *
 auth_jwt(const struct auth *a, time_t iat, char *err, size_t errlen)
 {
-	json_object	*hdr = NULL, *cl = NULL;
-	EVP_MD_CTX	*ctx = NULL;
-	unsigned char	*sig = NULL;
-	char		*h64 = NULL, *c64 = NULL, *s64 = NULL, *input = NULL;
-	char		*jwt = NULL;
-	size_t		 siglen = 0;
-
-	if (a->mode != MODE_KEY || a->key == NULL) {
+	if (a->mode != MODE_KEY || a->sa == NULL) {
 		snprintf(err, errlen, "auth: no service-account key loaded");
 		return NULL;
 	}
-	hdr = json_object_new_object();
-	cl = json_object_new_object();
-	if (hdr == NULL || cl == NULL)
-		goto nomem;
-	json_object_object_add(hdr, "alg", json_object_new_string("RS256"));
-	json_object_object_add(hdr, "typ", json_object_new_string("JWT"));
-	if (a->key_id != NULL)
-		json_object_object_add(hdr, "kid",
-		    json_object_new_string(a->key_id));
-	json_object_object_add(cl, "iss", json_object_new_string(a->email));
-	json_object_object_add(cl, "scope", json_object_new_string(a->scope));
-	json_object_object_add(cl, "aud",
-	    json_object_new_string(a->token_uri));
-	json_object_object_add(cl, "iat", json_object_new_int64(iat));
-	json_object_object_add(cl, "exp",
-	    json_object_new_int64(iat + AUTH_JWT_LIFE));
-	h64 = json_b64url(hdr);
-	c64 = json_b64url(cl);
-	if (h64 == NULL || c64 == NULL ||
-	    asprintf(&input, "%s.%s", h64, c64) == -1) {
-		input = NULL;
-		goto nomem;
-	}
-	ctx = EVP_MD_CTX_new();
-	if (ctx != NULL &&
-	    EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, a->key) == 1 &&
-	    EVP_DigestSign(ctx, NULL, &siglen, (unsigned char *)input,
-	    strlen(input)) == 1)
-		sig = malloc(siglen);
-	if (sig == NULL || EVP_DigestSign(ctx, sig, &siglen,
-	    (unsigned char *)input, strlen(input)) != 1) {
-		snprintf(err, errlen, "auth: signing the JWT for %s failed "
-		    "(OpenSSL); the key in %s may be damaged", a->email,
-		    a->keyfile);
-		goto out;
-	}
-	s64 = b64url(sig, siglen);
-	if (s64 == NULL || asprintf(&jwt, "%s.%s", input, s64) == -1) {
-		jwt = NULL;
-		goto nomem;
-	}
-	goto out;
-nomem:
-	snprintf(err, errlen, "auth: out of memory");
-out:
-	EVP_MD_CTX_free(ctx);
-	json_object_put(hdr);
-	json_object_put(cl);
-	free(sig);
-	free(h64);
-	free(c64);
-	free(s64);
-	free(input);
-	return jwt;
+	return sakey_jwt(a->sa, a->scope, iat, err, errlen);
 }
 
 /* Keep the token from a token answer; err filled on -1. */
@@ -692,8 +436,8 @@ fetch_key_token(struct auth *a, char *err, size_t errlen)
 	    "application/x-www-form-urlencoded");
 	hd = curl_slist_append(hd, "Expect:");
 	snprintf(what, sizeof(what), "token request to %s for %s",
-	    a->token_uri, a->email);
-	if (http_retry(what, a->token_uri, hd, form, 0, &status, &body, why,
+	    a->sa->token_uri, a->sa->email);
+	if (http_retry(what, a->sa->token_uri, hd, form, 0, &status, &body, why,
 	    sizeof(why)) == -1) {
 		snprintf(err, errlen, "auth: %s", why);
 		goto out;
@@ -704,10 +448,10 @@ fetch_key_token(struct auth *a, char *err, size_t errlen)
 		    "that the key in %s is still active for the service "
 		    "account (IAM > Service accounts > Keys) and that the "
 		    "system clock is right", what, status,
-		    text[0] ? text : "no reason given", a->keyfile);
+		    text[0] ? text : "no reason given", a->sa->path);
 		goto out;
 	}
-	rc = take_token(a, body, a->token_uri, err, errlen);
+	rc = take_token(a, body, a->sa->token_uri, err, errlen);
 out:
 	curl_slist_free_all(hd);
 	wipe_free(body);
@@ -901,12 +645,8 @@ auth_free(struct auth *a)
 	if (a == NULL)
 		return;
 	wipe_free(a->token);
-	EVP_PKEY_free(a->key);
+	sakey_free(a->sa);
 	free(a->metadata_host);
 	free(a->scope);
-	free(a->keyfile);
-	free(a->email);
-	free(a->key_id);
-	free(a->token_uri);
 	free(a);
 }
