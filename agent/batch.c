@@ -385,7 +385,7 @@ batch_flush(struct worker *w)
 	int		  n = w->ndone, i;
 
 	/* Never inside a held transaction: results wait for its settle. */
-	if (w->holding)
+	if (w->nheld > 0)
 		return;
 	if (!w->sync_next) {
 		s = rslot_idle(w);
@@ -467,7 +467,6 @@ batch_settle(struct worker *w, int force)
 			v[n++] = t;
 	for (i = 0; i < n; i++)
 		v[i]->held = 0;
-	w->holding = 0;
 	w->nheld = 0;
 	if (n > nd)
 		w->next_extend = now_ms() + w->lease_s * 1000 / 3;
@@ -536,7 +535,7 @@ batch_hold_lost(struct worker *w)
 {
 	struct task *t, *next;
 
-	if (!w->holding)
+	if (w->nheld == 0)
 		return;
 	log_warnx("worker: %d claimed tasks went back to the queue with the "
 	    "connection that held them (no attempt counted); their handlers "
@@ -560,7 +559,6 @@ batch_hold_lost(struct worker *w)
 	}
 	batch_free_tasks(w, &w->hdone);
 	w->nhdone = 0;
-	w->holding = 0;
 	w->nheld = 0;
 }
 
@@ -570,7 +568,7 @@ batch_claim(struct worker *w)
 	int want, got;
 
 	/* Results waiting to be sent still hold their slots. */
-	if (w->holding)
+	if (w->nheld > 0)
 		return;		/* the connection is in the held batch */
 	want = (w->concurrency + w->prefetch) -
 	    (w->nrunning + w->nprefetched + w->ndone + w->nhdone);
@@ -588,7 +586,6 @@ batch_claim(struct worker *w)
 	if (w->hold_ms > 0 && now_ms() >= w->hold_off_until) {
 		got = taskdb_hold(w->conn, w->types_lit, want, &w->prefetched);
 		if (got > 0) {
-			w->holding = 1;
 			w->nheld = got;
 			w->hold_deadline = now_ms() + w->hold_ms;
 		}

@@ -417,11 +417,11 @@ wait_events(struct worker *w)
 
 	if (w->conn != NULL)
 		worker_drain_notifies(w, w->conn);
-	if (w->conn != NULL && !w->holding && w->want_claim && !w->stopping)
+	if (w->conn != NULL && w->nheld == 0 && w->want_claim && !w->stopping)
 		until = now;
 	if (w->conn == NULL)
 		until = earliest(until, w->next_connect);
-	else if (w->holding) {
+	else if (w->nheld > 0) {
 		/* Only the held batch's end; the rest waits for its settle. */
 		if ((w->nhdone == w->nheld || w->stopping) && batch_can_send(w))
 			until = now;
@@ -532,7 +532,7 @@ periodic(struct worker *w)
 		w->next_watchdog = now + (int64_t)(w->watchdog_usec / 2000);
 	}
 	/* Nothing else runs inside a held batch's transaction. */
-	if (w->conn == NULL || w->holding)
+	if (w->conn == NULL || w->nheld > 0)
 		return;
 	if (w->reregister) {
 		w->reregister = 0;
@@ -639,7 +639,7 @@ worker_run(struct agent *a, const struct worker_opts *o)
 		if (w.stopping)
 			stop_work(&w);
 		batch_collect(&w);
-		if (w.conn != NULL && w.holding && (w.nhdone == w.nheld ||
+		if (w.conn != NULL && w.nheld > 0 && (w.nhdone == w.nheld ||
 		    w.stopping || now_ms() >= w.hold_deadline))
 			(void)batch_settle(&w, now_ms() >= w.hold_deadline + 1000);
 		if (w.conn != NULL && w.ndone > 0)
@@ -649,10 +649,10 @@ worker_run(struct agent *a, const struct worker_opts *o)
 		    (w.want_claim || now_ms() >= w.next_claim))
 			batch_claim(&w);
 		batch_start(&w);
-		if (w.conn != NULL && w.ndone > 0 && !w.holding && batch_can_send(&w))
+		if (w.conn != NULL && w.ndone > 0 && w.nheld == 0 && batch_can_send(&w))
 			continue;	/* record before sleeping */
 		if (w.stopping && w.nrunning == 0 && w.nprefetched == 0 &&
-		    w.ndone == 0 && batch_nbusy(&w) == 0 && !w.holding)
+		    w.ndone == 0 && batch_nbusy(&w) == 0 && w.nheld == 0)
 			break;
 		if (w.stopping && w.conn == NULL && w.nrunning == 0 &&
 		    now_ms() >= w.grace_deadline) {
@@ -665,7 +665,7 @@ worker_run(struct agent *a, const struct worker_opts *o)
 		if (o->exit_when_empty && w.conn != NULL && !w.stopping &&
 		    w.claimed_none && !w.want_claim && w.nrunning == 0 &&
 		    w.nprefetched == 0 && w.ndone == 0 && batch_nbusy(&w) == 0 &&
-		    !w.holding &&
+		    w.nheld == 0 &&
 		    batch_pending(&w) == 0)
 			break;
 		health_beat(w.health, &(struct health_state){ w.conn != NULL,

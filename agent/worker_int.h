@@ -57,7 +57,7 @@ struct worker {
 	struct taskq		 prefetched, running, done;
 	int			 nprefetched, nrunning, ndone;
 	/* Held claims: tasks locked in a transaction open on conn. */
-	int			 hold_ms, holding, nheld, nhdone;
+	int			 hold_ms, nheld, nhdone;	/* nheld > 0: holding */
 	struct taskq		 hdone;		/* held tasks that ended */
 	int64_t			 hold_deadline, hold_off_until;
 	int			 reregister;
