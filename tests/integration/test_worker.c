@@ -931,3 +931,49 @@ Test(worker, failed_settle_stops_its_running_tasks, .timeout = 90)
 	free(marks);
 	done(db, cfg, c);
 }
+
+/*
+ * No result connection can be opened (the worker's role may hold only one
+ * connection): held batches are settled and results recorded on the main
+ * connection instead, waiting for each answer, and the queue still drains
+ * exactly once, through both the held and the leased path.
+ */
+Test(worker, one_connection_is_enough, .timeout = 90)
+{
+	char *db = migrated_db();
+	char *cfg = config("[worker]\nprefetch = 20\nconcurrency = 4\n"
+	    "hold_ms = 20\n[handler.noop]\nkind = noop\n"
+	    "[handler.consumer_triage]\nkind = exec\n"
+	    "command = /bin/sh -c 'sleep 0.1; echo {}'\n");
+	PGconn *c = db_open(db);
+	char role[96], sql[512], dbvar[128], uservar[128], cfgvar[512], *v;
+	struct run r;
+
+	snprintf(role, sizeof(role), "w_%s", db);
+	snprintf(sql, sizeof(sql), "CREATE ROLE %s LOGIN CONNECTION LIMIT 1; "
+	    "GRANT ALL ON ALL TABLES IN SCHEMA public TO %s; GRANT ALL ON ALL "
+	    "SEQUENCES IN SCHEMA public TO %s", role, role, role);
+	db_do(c, sql);
+	insert_tasks(c, "noop", 300, "n", 3);
+	insert_tasks(c, "consumer_triage", 8, "e", 3);
+	snprintf(dbvar, sizeof(dbvar), "POSTGRES_DB=%s", db);
+	snprintf(uservar, sizeof(uservar), "POSTGRES_USER=%s", role);
+	snprintf(cfgvar, sizeof(cfgvar), "ORCHESTRATOR_AGENT_CONFIG=%s", cfg);
+	run_agent(&r, (const char *[]){ dbvar, uservar, cfgvar, NULL }, NULL,
+	    (const char *[]){ "worker", "--exit-when-empty", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	run_free(&r);
+	v = db_value(c, "SELECT count(*) || ':' || count(DISTINCT worker_id) "
+	    "FROM tasks WHERE status = 'finished' AND attempt_count = 1");
+	cr_assert_str_eq(v, "308:1");
+	free(v);
+	v = db_value(c, "SELECT count(*) FROM (SELECT task_id, string_agg(status, "
+	    "',' ORDER BY id) s FROM task_history GROUP BY task_id) x "
+	    "WHERE s <> 'started,finished'");
+	cr_assert_str_eq(v, "0");
+	free(v);
+	assert_exactly_once(c);
+	snprintf(sql, sizeof(sql), "DROP OWNED BY %s; DROP ROLE %s", role, role);
+	db_do(c, sql);
+	done(db, cfg, c);
+}
