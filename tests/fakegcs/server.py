@@ -346,6 +346,10 @@ class State:
         self.log = []
         self.fired = []
         self.wakeup = threading.Event()
+        # Metadata waiters (wait_for_change) sleep on this; config changes
+        # and shutdown wake them.
+        self.md_changed = threading.Condition(self.lock)
+        self.stopping = False
         self.last_generation = 0
         self.reset()
 
@@ -401,6 +405,7 @@ class State:
             self.log = []
             self.wakeup.set()
             self.wakeup = threading.Event()
+            self.md_changed.notify_all()
 
     def token_uri(self):
         return self.cfg["token_uri"] or "http://127.0.0.1:%d/token" % self.port
@@ -423,6 +428,7 @@ class State:
         with self.lock:
             self._apply(c, True)
             self._apply(c, False)
+            self.md_changed.notify_all()
 
     def _apply(self, c, dry):
         def need(cond, msg):
@@ -1844,6 +1850,44 @@ class Handler(http.server.BaseHTTPRequestHandler):
                              "text/html; charset=UTF-8", mf)
         if self.command != "GET":
             raise text_reply(405, "Method not allowed\n", "text/html; charset=UTF-8", mf)
+        wait = self._q1("wait_for_change") == "true"
+        last = self._q1("last_etag")
+        try:
+            timeout = float(self._q1("timeout_sec", "3600"))
+        except ValueError:
+            raise text_reply(400, "Bad Request: timeout_sec\n", "text/html; charset=UTF-8", mf)
+        if not wait and last is not None:
+            raise text_reply(400, "Bad Request: last_etag needs wait_for_change=true\n",
+                             "text/html; charset=UTF-8", mf)
+        # As the real server: every answer carries an ETag of its content;
+        # wait_for_change=true blocks until the content's ETag differs from
+        # last_etag (or from the one current at the call), or timeout_sec.
+        st = self.st
+        deadline = time.monotonic() + max(0.0, min(timeout, 3600.0))
+        with st.md_changed:
+            r = self._metadata_reply(mf)
+            if wait:
+                if last is None:
+                    last = r.etag
+                while r.status == 200 and r.etag == last and not st.stopping:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    st.md_changed.wait(min(left, 1.0))
+                    r = self._metadata_reply(mf)
+        raise r
+
+    def _metadata_reply(self, mf):
+        """The metadata answer for this path now, with its ETag."""
+        try:
+            self._metadata_value(mf)
+        except Reply as r:
+            r.etag = hashlib.md5(r.body).hexdigest()[:16]
+            r.headers.append(("ETag", r.etag))
+            return r
+        raise AssertionError("metadata: no reply")
+
+    def _metadata_value(self, mf):
         st = self.st
         with st.lock:
             md = json.loads(json.dumps(st.cfg["metadata"]))
@@ -1879,6 +1923,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                             ("project/attributes/", "project_attributes")):
             if rel.startswith(prefix):
                 k = rel[len(prefix):]
+                if k == "" and self._q1("recursive") == "true":
+                    raise json_reply(200, md[key], mf)
                 if k == "":
                     text("".join(x + "\n" for x in sorted(md[key])))
                 if k in md[key]:
@@ -2166,7 +2212,10 @@ class Server(http.server.ThreadingHTTPServer):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Fake GCS / metadata / OAuth2 / Secret Manager server.")
-    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default 127.0.0.1; anything else only inside a network "
+                         "namespace the test made itself)")
+    ap.add_argument("--port", type=int, default=0, help="port on --host (0: any free port)")
     ap.add_argument("--port-file", help="write the bound port here (atomically) once listening")
     ap.add_argument("--data-dir", help="where objects and upload sessions are stored "
                                        "(default: a temp dir removed at exit)")
@@ -2183,12 +2232,13 @@ def main(argv=None):
     else:
         data_dir = made_dir = tempfile.mkdtemp(prefix="fakegcs-")
     state = State(data_dir, {"auth": a.auth, "buckets": a.bucket, "project_id": a.project_id})
-    httpd = Server(("127.0.0.1", a.port), Handler)
+    httpd = Server((a.host, a.port), Handler)
     httpd.state = state
     httpd.verbose = a.verbose
     state.port = httpd.server_address[1]
 
     def stop(signum, frame):
+        state.stopping = True
         state.wakeup.set()
         threading.Thread(target=httpd.shutdown, daemon=True).start()
 
@@ -2201,8 +2251,8 @@ def main(argv=None):
             f.write("%d\n" % state.port)
         os.replace(tmp, a.port_file)
     if a.verbose:
-        sys.stderr.write("fakegcs: listening on 127.0.0.1:%d, data in %s, crc32c via %s\n"
-                         % (state.port, data_dir, CRC_IMPL))
+        sys.stderr.write("fakegcs: listening on %s:%d, data in %s, crc32c via %s\n"
+                         % (a.host, state.port, data_dir, CRC_IMPL))
     try:
         httpd.serve_forever(poll_interval=0.2)
     finally:

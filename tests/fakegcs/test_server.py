@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -712,6 +713,54 @@ class MetadataTest(Base):
         self.ctl("POST", "/_fake/config", {"metadata": {"attributes": {"pg-password-secret": None}}})
         st, _, _ = self.req("GET", "/computeMetadata/v1/instance/attributes/pg-password-secret", headers=self.MF)
         self.assertEqual(st, 404)
+
+
+    def test_recursive_and_etag(self):
+        self.ctl("POST", "/_fake/config", {"metadata": {"attributes": {"a": "1", "b": "2"}}})
+        path = "/computeMetadata/v1/instance/attributes/?recursive=true"
+        st, hd, body = self.req("GET", path, headers=self.MF)
+        self.assertEqual((st, json.loads(body)), (200, {"a": "1", "b": "2"}))
+        etag = hd["ETag"]
+        st, hd2, _ = self.req("GET", path, headers=self.MF)
+        self.assertEqual(hd2["ETag"], etag)
+        self.ctl("POST", "/_fake/config", {"metadata": {"attributes": {"b": "3"}}})
+        st, hd3, _ = self.req("GET", path, headers=self.MF)
+        self.assertNotEqual(hd3["ETag"], etag)
+
+    def test_wait_for_change(self):
+        self.ctl("POST", "/_fake/config", {"metadata": {"attributes": {"v": "1"}}})
+        path = "/computeMetadata/v1/instance/attributes/?recursive=true"
+        _, hd, _ = self.req("GET", path, headers=self.MF)
+        etag = hd["ETag"]
+        # A stale last_etag answers at once.
+        t0 = time.time()
+        st, _, body = self.req("GET", path + "&wait_for_change=true&last_etag=0000&timeout_sec=5",
+                               headers=self.MF)
+        self.assertEqual((st, json.loads(body)), (200, {"v": "1"}))
+        self.assertLess(time.time() - t0, 2)
+        # The current one times out with the same content ...
+        st, hd, body = self.req("GET", path + "&wait_for_change=true&last_etag=%s&timeout_sec=1" % etag,
+                                headers=self.MF)
+        self.assertEqual((st, hd["ETag"]), (200, etag))
+        # ... and a change wakes the waiter.
+        c2 = self.conn()
+        out = {}
+
+        def waiter():
+            out["r"] = self.req("GET", path + "&wait_for_change=true&last_etag=%s&timeout_sec=20" % etag,
+                                headers=self.MF, conn=c2)
+        th = threading.Thread(target=waiter)
+        th.start()
+        time.sleep(0.3)
+        self.assertTrue(th.is_alive())
+        self.ctl("POST", "/_fake/config", {"metadata": {"attributes": {"v": "2"}}})
+        th.join(10)
+        c2.close()
+        st, hd, body = out["r"]
+        self.assertEqual((st, json.loads(body)), (200, {"v": "2"}))
+        self.assertNotEqual(hd["ETag"], etag)
+        st, _, _ = self.req("GET", path + "&last_etag=%s" % etag, headers=self.MF)
+        self.assertEqual(st, 400)
 
 
 class AuthTest(Base):
