@@ -78,13 +78,15 @@ for f in "${units[@]}"; do
 	fi
 done
 
-# The installer's unit runs as root by design (it installs packages):
+# The installer's units run as root by design (they install packages):
 # verify only.
-if why=$(check_unit orchestrator-agent-install.service /etc/systemd/system); then
-	passed=$((passed + 1))
-else
-	fail "orchestrator-agent-install.service (provision/cloud-init.yaml): $why"
-fi
+for name in orchestrator-agent-install.service orchestrator-agent-install-watch.service; do
+	if why=$(check_unit "$name" /etc/systemd/system); then
+		passed=$((passed + 1))
+	else
+		fail "$name (provision/cloud-init.yaml): $why"
+	fi
+done
 
 for c in "${bad_cases[@]}"; do
 	name=${c%%|*} want=${c#*|}
