@@ -13,6 +13,7 @@ variables {
   backup_target      = "gs://oa-test-backups/backups"
   agent_source       = "gs://oa-test-backups/agent/orchestrator-agent-src.zip"
   connector_cidr     = "10.8.0.0/28"
+  nat_id             = "projects/oa-test-project/regions/us-central1/routers/orchestrator-router/orchestrator-nat"
   cloud_init_path    = "../../tests/fixtures/cloud-init.yaml"
 }
 
@@ -73,6 +74,10 @@ run "private_hardened_vm" {
   assert {
     condition     = toset([for m in google_project_iam_member.vm : m.role]) == toset(["roles/logging.logWriter", "roles/monitoring.metricWriter"])
     error_message = "the VM's service account gets only log and metric writer roles at project level"
+  }
+  assert {
+    condition     = terraform_data.nat.input == var.nat_id
+    error_message = "the instance waits for the NAT through terraform_data.nat"
   }
 }
 

@@ -41,6 +41,7 @@ module "postgres_vm" {
   backup_target      = module.backup_bucket.backup_target
   agent_source       = module.backup_bucket.agent_source_uri
   connector_cidr     = module.vpc_connector.ip_cidr_range
+  nat_id             = module.network.nat_id
   workers            = var.workers
   labels             = local.labels
 

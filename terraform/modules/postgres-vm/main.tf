@@ -76,6 +76,15 @@ resource "google_compute_disk" "data" {
   }
 }
 
+# Orders the instance after the Cloud NAT (cloud-init installs packages at
+# first boot and has no public IP): depends_on takes resources, not
+# variables, so the NAT's ID passes through this.  Only the instance waits;
+# the service account must not, since the network's firewall rules take its
+# email (a cycle otherwise).
+resource "terraform_data" "nat" {
+  input = var.nat_id
+}
+
 resource "google_compute_instance" "this" {
   project      = var.project_id
   name         = var.name
@@ -127,5 +136,5 @@ resource "google_compute_instance" "this" {
     user-data              = file(local.cloud_init_path)
   })
 
-  depends_on = [google_project_iam_member.vm]
+  depends_on = [google_project_iam_member.vm, terraform_data.nat]
 }

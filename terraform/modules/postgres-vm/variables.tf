@@ -210,6 +210,17 @@ variable "connector_cidr" {
   }
 }
 
+variable "nat_id" {
+  description = "ID of the Cloud NAT the VM's first boot reaches package mirrors through (the network module's nat_id); only waited for, never used as a value. null when the network brings its own NAT."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.nat_id == null || try(length(var.nat_id) > 0, false)
+    error_message = "nat_id must be null or the NAT's ID."
+  }
+}
+
 variable "workers" {
   description = "Number of orchestrator-agent-worker@N instances the bootstrap enables (oa-workers)."
   type        = number
