@@ -1,5 +1,4 @@
 mock_provider "google" {}
-mock_provider "archive" {}
 
 variables {
   project_id                   = "oa-test-project"
@@ -37,16 +36,12 @@ run "hardened_bucket" {
     error_message = "only the VM's service account is granted"
   }
   assert {
-    condition     = google_storage_bucket_object.agent_source[0].name == "agent/orchestrator-agent-src.zip"
-    error_message = "the agent source is uploaded where oa-agent-source points"
-  }
-  assert {
     condition     = output.backup_target == "gs://oa-test-backups/backups"
     error_message = "backup_target is gs://BUCKET/PREFIX"
   }
 }
 
-run "no_upload_no_delete" {
+run "no_delete" {
   command = plan
 
   module {
@@ -54,14 +49,9 @@ run "no_upload_no_delete" {
   }
 
   variables {
-    agent_source_dir = null
-    allow_delete     = false
+    allow_delete = false
   }
 
-  assert {
-    condition     = length(google_storage_bucket_object.agent_source) == 0 && output.agent_source_uri == null
-    error_message = "agent_source_dir = null skips the upload"
-  }
   assert {
     condition     = !contains([for m in google_storage_bucket_iam_member.writer : m.role], "roles/storage.objectUser")
     error_message = "allow_delete = false grants no delete"

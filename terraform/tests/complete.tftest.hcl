@@ -1,12 +1,13 @@
 # The whole example with mocked providers: the wiring between modules and
-# Cloud Run.  Needs provision/cloud-init.yaml (read by file()).
+# Cloud Run.  Needs provision/cloud-init.yaml (read by file()); the .deb
+# is a stand-in (only its name and digest matter here).
 mock_provider "google" {}
 mock_provider "random" {}
-mock_provider "archive" {}
 
 variables {
   project_id      = "oa-test-project"
   cloud_run_image = "us-docker.pkg.dev/cloudrun/container/hello"
+  agent_package   = "../../tests/fixtures/orchestrator-agent_0.1.0+1.gabc1234_amd64.deb"
 }
 
 run "cloud_run_wiring" {
@@ -39,6 +40,29 @@ run "cloud_run_wiring" {
     condition     = module.postgres_vm.internal_ip == "10.10.0.2" || module.postgres_vm.internal_ip == null
     error_message = "the database IP lies in the subnet, not in the connector range"
   }
+}
+
+run "package_wiring" {
+  command = plan
+
+  assert {
+    condition     = output.agent_package == "gs://oa-test-project-orchestrator-artifacts/packages/orchestrator-agent_0.1.0+1.gabc1234_amd64.deb"
+    error_message = "the package goes to packages/BASENAME in the artifacts bucket, not the backup bucket"
+  }
+  assert {
+    condition     = output.agent_sha256 == filesha256(var.agent_package)
+    error_message = "the VM is told the sha256 of the local .deb"
+  }
+}
+
+run "not_a_package_is_refused" {
+  command = plan
+
+  variables {
+    agent_package = "../../tests/fixtures/cloud-init.yaml"
+  }
+
+  expect_failures = [var.agent_package]
 }
 
 run "seed_connector_name_is_refused" {

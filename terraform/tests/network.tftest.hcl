@@ -33,6 +33,27 @@ run "postgres_only_from_connector" {
     condition     = length(google_compute_router_nat.this) == 1
     error_message = "Cloud NAT gives the VM egress without a public IP"
   }
+  assert {
+    condition     = google_compute_subnetwork.this.private_ip_google_access
+    error_message = "Private Google Access stays on (the VM reaches Cloud Storage and Secret Manager without NAT)"
+  }
+}
+
+run "no_nat_no_nat_id" {
+  command = plan
+
+  module {
+    source = "../../modules/network"
+  }
+
+  variables {
+    create_nat = false
+  }
+
+  assert {
+    condition     = length(google_compute_router_nat.this) == 0 && output.nat_id == null
+    error_message = "create_nat = false creates no NAT and nat_id is null"
+  }
 }
 
 run "overlapping_connector_is_refused" {

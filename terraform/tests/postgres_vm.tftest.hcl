@@ -11,8 +11,10 @@ variables {
   internal_ip        = "10.10.0.2"
   password_secret_id = "projects/oa-test-project/secrets/orchestrator-postgres-password"
   backup_target      = "gs://oa-test-backups/backups"
-  agent_source       = "gs://oa-test-backups/agent/orchestrator-agent-src.zip"
+  agent_package      = "gs://oa-test-artifacts/packages/orchestrator-agent_0.1.0+1.gabc1234_amd64.deb"
+  agent_sha256       = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
   connector_cidr     = "10.8.0.0/28"
+  nat_id             = "projects/oa-test-project/regions/us-central1/routers/orchestrator-router/orchestrator-nat"
   cloud_init_path    = "../../tests/fixtures/cloud-init.yaml"
 }
 
@@ -57,7 +59,10 @@ run "private_hardened_vm" {
   }
   assert {
     condition = alltrue([
-      for k in ["oa-db-name", "oa-db-user", "oa-password-secret", "oa-backup-target", "oa-connector-cidr", "oa-data-device", "oa-agent-source", "oa-workers"] :
+      for k in [
+        "oa-db-name", "oa-db-user", "oa-password-secret", "oa-backup-target", "oa-connector-cidr", "oa-data-device", "oa-workers",
+        "oa-agent-package", "oa-agent-sha256", "oa-agent-allow-downgrade", "oa-agent-allow-dirty",
+      ] :
       contains(keys(google_compute_instance.this.metadata), k)
     ])
     error_message = "every oa-* attribute of the bootstrap contract is set"
@@ -67,12 +72,29 @@ run "private_hardened_vm" {
     error_message = "metadata carries the secret's name, never its value"
   }
   assert {
+    condition = (
+      google_compute_instance.this.metadata["oa-agent-package"] == var.agent_package &&
+      google_compute_instance.this.metadata["oa-agent-sha256"] == var.agent_sha256 &&
+      google_compute_instance.this.metadata["oa-agent-allow-downgrade"] == "false" &&
+      google_compute_instance.this.metadata["oa-agent-allow-dirty"] == "false"
+    )
+    error_message = "the package, its digest and both flags (off by default) reach the installer"
+  }
+  assert {
+    condition     = !contains(keys(google_compute_instance.this.metadata), "oa-agent-source")
+    error_message = "the source zip attribute is gone"
+  }
+  assert {
     condition     = google_compute_address.internal.address_type == "INTERNAL" && google_compute_address.internal.address == "10.10.0.2"
     error_message = "the VM gets the reserved internal address"
   }
   assert {
     condition     = toset([for m in google_project_iam_member.vm : m.role]) == toset(["roles/logging.logWriter", "roles/monitoring.metricWriter"])
     error_message = "the VM's service account gets only log and metric writer roles at project level"
+  }
+  assert {
+    condition     = terraform_data.nat.input == var.nat_id
+    error_message = "the instance waits for the NAT through terraform_data.nat"
   }
 }
 
@@ -116,4 +138,65 @@ run "debian_image_is_refused" {
   }
 
   expect_failures = [var.image]
+}
+
+run "dirty_package_is_refused" {
+  command = plan
+
+  module {
+    source = "../../modules/postgres-vm"
+  }
+
+  variables {
+    agent_package = "gs://oa-test-artifacts/packages/orchestrator-agent_0.1.0+1.gabc1234+dirty_amd64.deb"
+  }
+
+  expect_failures = [google_compute_instance.this]
+}
+
+run "dirty_package_and_downgrade_allowed" {
+  command = plan
+
+  module {
+    source = "../../modules/postgres-vm"
+  }
+
+  variables {
+    agent_package       = "gs://oa-test-artifacts/packages/orchestrator-agent_0.1.0+1.gabc1234+dirty_amd64.deb"
+    allow_dirty_package = true
+    allow_downgrade     = true
+  }
+
+  assert {
+    condition     = google_compute_instance.this.metadata["oa-agent-allow-dirty"] == "true" && google_compute_instance.this.metadata["oa-agent-allow-downgrade"] == "true"
+    error_message = "the flags reach the installer as the strings true/false"
+  }
+}
+
+run "uppercase_sha256_is_refused" {
+  command = plan
+
+  module {
+    source = "../../modules/postgres-vm"
+  }
+
+  variables {
+    agent_sha256 = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"
+  }
+
+  expect_failures = [var.agent_sha256]
+}
+
+run "source_zip_is_refused" {
+  command = plan
+
+  module {
+    source = "../../modules/postgres-vm"
+  }
+
+  variables {
+    agent_package = "gs://oa-test-backups/agent/orchestrator-agent-src.zip"
+  }
+
+  expect_failures = [var.agent_package]
 }

@@ -17,11 +17,26 @@
 //   variable-validated       every variable has a validation block
 //   connector-name           connector names match the API's 25-char pattern
 //   bucket-hardened          buckets: uniform access, public access prevention
+//   artifact-read-only       a bucket holding an object (the package root
+//                            installs) grants only object read roles; no
+//                            project-wide storage write role anywhere
 
 const CONNECTOR_RE_SRC = '^[a-z][-a-z0-9]{0,23}[a-z0-9]$';
 const CONNECTOR_RE = new RegExp(CONNECTOR_RE_SRC);
 const IAP_RANGE = '35.235.240.0/20';
 const DB_PORT = 5432;
+
+// Whoever can write the bucket the VM's package comes from chooses what root
+// installs, so a bucket holding an object may grant reading only.
+const ARTIFACT_READ_ROLES = ['roles/storage.objectViewer', 'roles/storage.legacyObjectReader'];
+// Project-level roles that write every bucket of the project, the package's
+// included (owner and editor hold storage.objects.create/delete too).
+const PROJECT_STORAGE_WRITE_ROLES = [
+  'roles/storage.admin', 'roles/storage.objectAdmin', 'roles/storage.objectUser',
+  'roles/storage.objectCreator', 'roles/owner', 'roles/editor',
+];
+const BUCKET_IAM = ['google_storage_bucket_iam_member', 'google_storage_bucket_iam_binding', 'google_storage_bucket_iam_policy'];
+const PROJECT_IAM = ['google_project_iam_member', 'google_project_iam_binding', 'google_project_iam_policy'];
 
 const PASSWORD_WORD = /(password|passwd|pwd)/i;
 const LEAKS = [
@@ -44,7 +59,7 @@ function isExpr(v) {
 
 // Everything one directory declares, merged across its files.
 function collect(files) {
-  const mod = { variables: {}, locals: {}, resources: [], outputs: [] };
+  const mod = { variables: {}, locals: {}, resources: [], data: [], outputs: [] };
   for (const { file, json } of files) {
     for (const [name, blocks] of Object.entries(json.variable || {}))
       mod.variables[name] = { file, body: blocks[0] || {} };
@@ -55,6 +70,10 @@ function collect(files) {
       for (const [name, blocks] of Object.entries(byName))
         for (const body of blocks)
           mod.resources.push({ file, type, name, body });
+    for (const [type, byName] of Object.entries(json.data || {}))
+      for (const [name, blocks] of Object.entries(byName))
+        for (const body of blocks)
+          mod.data.push({ file, type, name, body });
     for (const [name, blocks] of Object.entries(json.output || {}))
       mod.outputs.push({ file, name, body: blocks[0] || {} });
   }
@@ -227,6 +246,72 @@ function bucketChecks(mod, r, out) {
       message: `google_storage_bucket.${r.name} needs uniform_bucket_level_access = true and public_access_prevention = "enforced"` });
 }
 
+// Which bucket an expression names: a google_storage_bucket of this
+// module (by .name or .id) or a literal; known = false when it cannot be
+// told statically (a caller's variable, another module's output).
+function bucketOf(mod, v) {
+  const m = typeof v === 'string' &&
+    v.match(/^\$\{google_storage_bucket\.([A-Za-z0-9_-]+)(\[[^\]]*\])?\.(name|id)\}$/);
+  if (m) return { known: true, key: `google_storage_bucket.${m[1]}` };
+  const lit = resolve(mod, v);
+  if (typeof lit !== 'string' || !lit) return { known: false, key: String(v) };
+  const named = mod.resources.find((r) =>
+    r.type === 'google_storage_bucket' && resolve(mod, r.body.name) === lit);
+  return { known: true, key: named ? `google_storage_bucket.${named.name}` : lit };
+}
+
+// Every role a grant may give: the role literals in FIELD (with locals,
+// variable defaults, the for_each that each.* comes from and the bindings
+// of a referenced google_iam_policy expanded).  A superset, never fewer: both arms of
+// a conditional count.  null when some part cannot be known statically.
+function grantRoles(mod, body, field) {
+  let text = expandText(mod, body[field]);
+  if (/\beach\.(value|key)\b/.test(text) && 'for_each' in body)
+    text += '\n' + expandText(mod, body.for_each);
+  for (const m of text.matchAll(/\bdata\.google_iam_policy\.([A-Za-z0-9_-]+)/g)) {
+    const d = mod.data.find((x) => x.type === 'google_iam_policy' && x.name === m[1]);
+    if (!d) return null;
+    for (const b of d.body.binding || []) text += '\n' + expandText(mod, b.role);
+  }
+  for (const m of text.matchAll(/\bvar\.([A-Za-z0-9_-]+)/g)) {
+    const decl = mod.variables[m[1]];
+    if (decl && ['${bool}', '${number}'].includes(decl.body.type)) continue;
+    if (!decl || !('default' in decl.body)) return null;
+    text += '\n' + JSON.stringify(decl.body.default);
+  }
+  if (/\bmodule\.|\bdata\.(?!google_iam_policy)/.test(text)) return null;
+  const roles = [...new Set([...text.matchAll(/\broles\/[A-Za-z0-9_.]+/g)].map((x) => x[0]))];
+  return roles.length ? roles : null;
+}
+
+function artifactChecks(mod, out) {
+  const artifacts = mod.resources
+    .filter((r) => r.type === 'google_storage_bucket_object')
+    .map((r) => ({ name: r.name, bucket: bucketOf(mod, r.body.bucket) }));
+  for (const r of mod.resources) {
+    const where = `${r.type}.${r.name}`;
+    if (BUCKET_IAM.includes(r.type) && artifacts.length) {
+      const b = bucketOf(mod, r.body.bucket);
+      const held = artifacts.find((a) => !a.bucket.known || !b.known || a.bucket.key === b.key);
+      if (!held) continue;
+      const roles = grantRoles(mod, r.body, r.type.endsWith('_policy') ? 'policy_data' : 'role');
+      const bad = roles === null ? ['(roles that cannot be checked statically)']
+        : roles.filter((x) => !ARTIFACT_READ_ROLES.includes(x));
+      if (bad.length)
+        out.push({ rule: 'artifact-read-only', file: r.file,
+          message: `${where} grants ${bad.join(', ')} on the bucket of google_storage_bucket_object.${held.name}: only ${ARTIFACT_READ_ROLES.join(' or ')}, or whoever holds it replaces what the VM installs` });
+    }
+    if (PROJECT_IAM.includes(r.type)) {
+      const roles = grantRoles(mod, r.body, r.type.endsWith('_policy') ? 'policy_data' : 'role');
+      const bad = roles === null ? ['(roles that cannot be checked statically)']
+        : roles.filter((x) => PROJECT_STORAGE_WRITE_ROLES.includes(x));
+      if (bad.length)
+        out.push({ rule: 'artifact-read-only', file: r.file,
+          message: `${where} grants ${bad.join(', ')} project-wide: that writes every bucket, the agent's package included` });
+    }
+  }
+}
+
 function variableChecks(mod, out) {
   for (const [name, { file, body }] of Object.entries(mod.variables)) {
     if (typeof body.description !== 'string' || !body.description.trim())
@@ -265,6 +350,7 @@ function checkModule(files) {
     const fn = RESOURCE_CHECKS[r.type];
     if (fn) fn(mod, r, out);
   }
+  artifactChecks(mod, out);
   variableChecks(mod, out);
   outputChecks(mod, out);
   return out;

@@ -49,13 +49,17 @@ const BAD = [
   ['connector-unvalidated-variable.tf', 'connector-name'],
   ['connector-bad-default.tf', 'connector-name'],
   ['bucket-no-public-access-prevention.tf', 'bucket-hardened'],
+  ['artifact-bucket-object-user.tf', 'artifact-read-only'],
+  ['artifact-bucket-object-admin.tf', 'artifact-read-only'],
+  ['artifact-bucket-policy-writer.tf', 'artifact-read-only'],
+  ['artifact-project-object-creator.tf', 'artifact-read-only'],
   ['syntax-error.tf', 'parse'],
 ];
 
 const RULES = [
   'vm-no-public-ip', 'db-port-not-public', 'ssh-only-from-iap',
   'no-secret-in-metadata', 'no-secret-in-outputs', 'variable-described-typed',
-  'variable-validated', 'connector-name', 'bucket-hardened',
+  'variable-validated', 'connector-name', 'bucket-hardened', 'artifact-read-only',
 ];
 
 function hclFiles(dir) {
@@ -89,7 +93,7 @@ async function fixtureViolations(name) {
 
 test('terraform/ holds modules, an example and tests', () => {
   const files = hclFiles(TF_DIR).map((f) => path.relative(TF_DIR, f));
-  for (const mod of ['network', 'vpc-connector', 'secrets', 'backup-bucket', 'postgres-vm'])
+  for (const mod of ['network', 'vpc-connector', 'secrets', 'backup-bucket', 'artifacts', 'postgres-vm'])
     for (const f of ['main.tf', 'variables.tf', 'outputs.tf', 'versions.tf'])
       assert.ok(files.includes(`modules/${mod}/${f}`), `modules/${mod}/${f} is missing`);
   assert.ok(files.some((f) => f.startsWith('examples/')), 'no example under terraform/examples');
@@ -109,7 +113,7 @@ test('every .tf and .tftest.hcl under terraform/ parses and passes every policy'
     if (!byDir.has(dir)) byDir.set(dir, []);
     byDir.get(dir).push({ file: rel, json });
   }
-  assert.ok(byDir.size >= 6, `expected the 5 modules and an example, found ${[...byDir.keys()]}`);
+  assert.ok(byDir.size >= 7, `expected the 6 modules and an example, found ${[...byDir.keys()]}`);
   for (const [dir, files] of byDir) {
     await t.test(`policies ${dir}`, () => {
       const v = checkModule(files);
@@ -147,4 +151,64 @@ test('CIDR containment used by the SSH rule', () => {
   ];
   for (const [inner, outer, want] of cases)
     assert.strictEqual(within(inner, outer), want, `${inner} within ${outer}`);
+});
+
+test('artifact-read-only: reading the package bucket and writing another bucket pass', async () => {
+  const hcl = `
+locals {
+  read = ["roles/storage.objectViewer", "roles/storage.legacyObjectReader"]
+}
+resource "google_storage_bucket" "artifacts" {
+  name                        = "p-artifacts"
+  location                    = "us-central1"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+}
+resource "google_storage_bucket" "backups" {
+  name                        = "p-backups"
+  location                    = "us-central1"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+}
+resource "google_storage_bucket_object" "agent" {
+  bucket = google_storage_bucket.artifacts.name
+  name   = "packages/orchestrator-agent_0.1.0_amd64.deb"
+  source = "orchestrator-agent_0.1.0_amd64.deb"
+}
+resource "google_storage_bucket_iam_member" "reader" {
+  for_each = toset(local.read)
+  bucket   = google_storage_bucket.artifacts.name
+  role     = each.value
+  member   = "serviceAccount:vm@p.iam.gserviceaccount.com"
+}
+resource "google_storage_bucket_iam_member" "writer" {
+  bucket = "p-backups"
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:vm@p.iam.gserviceaccount.com"
+}
+resource "google_project_iam_member" "logs" {
+  project = "p"
+  role    = "roles/logging.logWriter"
+  member  = "serviceAccount:vm@p.iam.gserviceaccount.com"
+}
+`;
+  const v = checkModule([{ file: 'inline.tf', json: await parse('inline.tf', hcl) }]);
+  assert.deepStrictEqual(v.map((x) => `${x.rule}: ${x.message}`), []);
+});
+
+test('artifact-read-only: a grant on a bucket it cannot tell apart from the package bucket fails', async () => {
+  const hcl = `
+resource "google_storage_bucket_object" "agent" {
+  bucket = "p-artifacts"
+  name   = "packages/orchestrator-agent_0.1.0_amd64.deb"
+  source = "orchestrator-agent_0.1.0_amd64.deb"
+}
+resource "google_storage_bucket_iam_member" "writer" {
+  bucket = module.other.bucket_name
+  role   = "roles/storage.objectCreator"
+  member = "serviceAccount:vm@p.iam.gserviceaccount.com"
+}
+`;
+  const v = checkModule([{ file: 'inline.tf', json: await parse('inline.tf', hcl) }]);
+  assert.deepStrictEqual(v.map((x) => x.rule), ['artifact-read-only']);
 });

@@ -3,7 +3,10 @@ locals {
   db_user     = "orchestrator"
   db_port     = 5432
   bucket_name = coalesce(var.bucket_name, "${var.project_id}-orchestrator-backups")
-  labels      = { app = "orchestrator" }
+  # Separate from the backups: the VM writes those, and must not be able to
+  # write what root installs.
+  artifacts_bucket_name = coalesce(var.artifacts_bucket_name, "${var.project_id}-orchestrator-artifacts")
+  labels                = { app = "orchestrator" }
 
   apis = [
     "compute.googleapis.com",
@@ -39,10 +42,15 @@ module "postgres_vm" {
   db_user            = local.db_user
   password_secret_id = module.secrets.secret_id
   backup_target      = module.backup_bucket.backup_target
-  agent_source       = module.backup_bucket.agent_source_uri
   connector_cidr     = module.vpc_connector.ip_cidr_range
+  nat_id             = module.network.nat_id
   workers            = var.workers
   labels             = local.labels
+
+  agent_package       = module.artifacts.package_uri
+  agent_sha256        = module.artifacts.package_sha256
+  allow_downgrade     = var.allow_downgrade
+  allow_dirty_package = var.allow_dirty_package
 
   depends_on = [google_project_service.this]
 }
@@ -86,8 +94,6 @@ module "secrets" {
   depends_on = [google_project_service.this]
 }
 
-# No depends_on here: it would defer the source archive to apply time and
-# make its checksum unknown at plan, replacing the upload on every apply.
 module "backup_bucket" {
   source = "../../modules/backup-bucket"
 
@@ -97,6 +103,22 @@ module "backup_bucket" {
   backup_retention_days        = var.backup_retention_days
   writer_service_account_email = module.postgres_vm.service_account_email
   labels                       = local.labels
+
+  depends_on = [google_project_service.this]
+}
+
+# The package the VM installs, read-only for the VM.
+module "artifacts" {
+  source = "../../modules/artifacts"
+
+  project_id                   = var.project_id
+  name                         = local.artifacts_bucket_name
+  location                     = var.region
+  agent_package                = var.agent_package
+  reader_service_account_email = module.postgres_vm.service_account_email
+  labels                       = local.labels
+
+  depends_on = [google_project_service.this]
 }
 
 resource "google_service_account" "run" {

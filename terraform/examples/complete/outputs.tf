@@ -32,3 +32,13 @@ output "connector_id" {
   description = "Serverless VPC Access connector used by Cloud Run."
   value       = module.vpc_connector.id
 }
+
+output "agent_package" {
+  description = "gs:// URI of the agent package the VM installs (oa-agent-package)."
+  value       = module.artifacts.package_uri
+}
+
+output "agent_sha256" {
+  description = "SHA-256 of that package (oa-agent-sha256); compare with sha256sum of the local .deb."
+  value       = module.artifacts.package_sha256
+}

@@ -8,6 +8,42 @@ variable "project_id" {
   }
 }
 
+variable "agent_package" {
+  description = "Path of the .deb make deb built, relative to this directory or absolute, e.g. ../../../build/orchestrator-agent_0.1.0+312.gabc123def456_amd64.deb. Uploaded to the artifacts bucket; the VM installs it after checking its sha256."
+  type        = string
+
+  validation {
+    condition     = endswith(var.agent_package, ".deb") && can(regex("^orchestrator-agent_[0-9][-+.~A-Za-z0-9]*_[a-z0-9]+\\.deb$", basename(var.agent_package)))
+    error_message = "agent_package must be the path of an orchestrator-agent_VERSION_ARCH.deb as make deb writes it to build/."
+  }
+  validation {
+    condition     = try(fileexists(var.agent_package), false)
+    error_message = "agent_package names no readable file: run make deb at the repository root first (paths are relative to the directory terraform runs in)."
+  }
+}
+
+variable "allow_downgrade" {
+  description = "Let the VM install an agent_package older than the installed one (a rollback); set back to false afterwards."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = var.allow_downgrade != null
+    error_message = "allow_downgrade must be true or false."
+  }
+}
+
+variable "allow_dirty_package" {
+  description = "Let the VM install a package built from a tree with uncommitted changes (version contains +dirty). Development only."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = var.allow_dirty_package != null
+    error_message = "allow_dirty_package must be true or false."
+  }
+}
+
 variable "region" {
   description = "Region of Cloud Run, the connector, the subnet and the bucket."
   type        = string
@@ -158,6 +194,17 @@ variable "bucket_name" {
   validation {
     condition     = var.bucket_name == null || can(regex("^[a-z0-9][-_a-z0-9]{1,61}[a-z0-9]$", var.bucket_name))
     error_message = "bucket_name must be null or a valid bucket name."
+  }
+}
+
+variable "artifacts_bucket_name" {
+  description = "Name of the bucket holding the agent's packages; null means PROJECT-orchestrator-artifacts."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.artifacts_bucket_name == null || can(regex("^[a-z0-9][-_a-z0-9]{1,61}[a-z0-9]$", var.artifacts_bucket_name))
+    error_message = "artifacts_bucket_name must be null or a valid bucket name."
   }
 }
 

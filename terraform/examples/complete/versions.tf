@@ -11,10 +11,6 @@ terraform {
       source  = "hashicorp/random"
       version = ">= 3.7, < 4.0"
     }
-    archive = {
-      source  = "hashicorp/archive"
-      version = ">= 2.4.1, < 3.0"
-    }
   }
 }
 

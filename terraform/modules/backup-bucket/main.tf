@@ -1,17 +1,4 @@
 locals {
-  # "" means the repository this module lives in.
-  source_dir = var.agent_source_dir == "" ? abspath("${path.module}/../../..") : var.agent_source_dir
-  upload     = var.agent_source_dir != null
-
-  source_object = "agent/orchestrator-agent-src.zip"
-
-  # Never ship build output, VCS data, local state or caches to the VM.
-  source_excludes = [
-    ".git", "build", ".demo", "bench/.cache", "tests/.cache",
-    "**/.terraform", "**/*.tfstate", "**/*.tfstate.*", "**/.terraform.tfstate.lock.info",
-    "**/terraform.tfvars", "**/*.auto.tfvars",
-  ]
-
   writer_roles = concat(
     ["roles/storage.objectCreator", "roles/storage.objectViewer"],
     var.allow_delete ? ["roles/storage.objectUser"] : [],
@@ -65,34 +52,4 @@ resource "google_storage_bucket_iam_member" "writer" {
   bucket = google_storage_bucket.this.name
   role   = each.value
   member = "serviceAccount:${var.writer_service_account_email}"
-}
-
-data "archive_file" "agent_source" {
-  count = local.upload ? 1 : 0
-
-  type        = "zip"
-  source_dir  = local.source_dir
-  excludes    = local.source_excludes
-  output_path = "${path.root}/.terraform/tmp/orchestrator-agent-src.zip"
-}
-
-# Content changes replace the object, so the VM (and a rebuilt one) always
-# fetches the source matching this apply.
-resource "terraform_data" "agent_source_md5" {
-  count = local.upload ? 1 : 0
-
-  input = data.archive_file.agent_source[0].output_md5
-}
-
-resource "google_storage_bucket_object" "agent_source" {
-  count = local.upload ? 1 : 0
-
-  bucket       = google_storage_bucket.this.name
-  name         = local.source_object
-  source       = data.archive_file.agent_source[0].output_path
-  content_type = "application/zip"
-
-  lifecycle {
-    replace_triggered_by = [terraform_data.agent_source_md5[0]]
-  }
 }

@@ -34,8 +34,8 @@ variable "backup_prefix" {
   default     = "backups"
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9][-_.A-Za-z0-9/]*[A-Za-z0-9]$", var.backup_prefix)) && !can(regex("//", var.backup_prefix)) && var.backup_prefix != "agent"
-    error_message = "backup_prefix must be a relative object prefix without leading, trailing or doubled slashes, and not agent (the source upload's prefix)."
+    condition     = can(regex("^[A-Za-z0-9][-_.A-Za-z0-9/]*[A-Za-z0-9]$", var.backup_prefix)) && !can(regex("//", var.backup_prefix))
+    error_message = "backup_prefix must be a relative object prefix without leading, trailing or doubled slashes."
   }
 }
 
@@ -79,17 +79,6 @@ variable "allow_delete" {
   validation {
     condition     = var.allow_delete != null
     error_message = "allow_delete must be true or false."
-  }
-}
-
-variable "agent_source_dir" {
-  description = "Directory zipped and uploaded as agent/orchestrator-agent-src.zip for the VM to build; null skips the upload. Defaults to the repository root."
-  type        = string
-  default     = ""
-
-  validation {
-    condition     = var.agent_source_dir == null || try(trimspace(var.agent_source_dir) == var.agent_source_dir, false)
-    error_message = "agent_source_dir must be null, empty (the repository root) or a path without surrounding spaces."
   }
 }
 

@@ -27,3 +27,8 @@ output "firewall_rule_names" {
   description = "Names of the ingress rules for PostgreSQL and IAP SSH."
   value       = [google_compute_firewall.postgres_from_connector.name, google_compute_firewall.ssh_from_iap.name]
 }
+
+output "nat_id" {
+  description = "ID of the Cloud NAT (null when create_nat is false). Pass it to postgres-vm's nat_id: the VM's first boot installs packages through it, so the VM must not start before it exists."
+  value       = one(google_compute_router_nat.this[*].id)
+}

@@ -12,8 +12,14 @@ locals {
     oa-backup-target   = var.backup_target
     oa-connector-cidr  = var.connector_cidr
     oa-data-device     = var.data_device_name
-    oa-agent-source    = var.agent_source
     oa-workers         = tostring(var.workers)
+
+    # The package the VM's installer fetches, verifies and installs; its
+    # watcher acts on changes of these without a reboot.
+    oa-agent-package         = var.agent_package
+    oa-agent-sha256          = var.agent_sha256
+    oa-agent-allow-downgrade = tostring(var.allow_downgrade)
+    oa-agent-allow-dirty     = tostring(var.allow_dirty_package)
   }
 }
 
@@ -76,6 +82,15 @@ resource "google_compute_disk" "data" {
   }
 }
 
+# Orders the instance after the Cloud NAT (cloud-init installs packages at
+# first boot and has no public IP): depends_on takes resources, not
+# variables, so the NAT's ID passes through this.  Only the instance waits;
+# the service account must not, since the network's firewall rules take its
+# email (a cycle otherwise).
+resource "terraform_data" "nat" {
+  input = var.nat_id
+}
+
 resource "google_compute_instance" "this" {
   project      = var.project_id
   name         = var.name
@@ -121,11 +136,23 @@ resource "google_compute_instance" "this" {
     enable_integrity_monitoring = true
   }
 
+  # metadata is updated in place (no replacement, no reboot): a new package
+  # or flag reaches the running VM.  Keep per-deployment values here, never
+  # in metadata_startup_script, which forces a new instance.
   metadata = merge(local.oa_attributes, {
     enable-oslogin         = "TRUE"
     block-project-ssh-keys = "TRUE"
     user-data              = file(local.cloud_init_path)
   })
 
-  depends_on = [google_project_iam_member.vm]
+  lifecycle {
+    # The installer on the VM refuses such a package; refuse it at plan,
+    # before anything is uploaded or changed.
+    precondition {
+      condition     = var.allow_dirty_package || !strcontains(basename(var.agent_package), "+dirty")
+      error_message = "${basename(var.agent_package)} was built from a dirty tree: commit and rebuild (make deb), or set allow_dirty_package = true."
+    }
+  }
+
+  depends_on = [google_project_iam_member.vm, terraform_data.nat]
 }

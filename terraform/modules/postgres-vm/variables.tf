@@ -52,7 +52,7 @@ variable "image" {
 }
 
 variable "boot_disk_size_gb" {
-  description = "Boot disk size in GB (OS, packages, agent build)."
+  description = "Boot disk size in GB (OS and packages)."
   type        = number
   default     = 20
 
@@ -190,13 +190,45 @@ variable "backup_target" {
   }
 }
 
-variable "agent_source" {
-  description = "gs:// URI of the agent source zip the VM builds (oa-agent-source)."
+variable "agent_package" {
+  description = "gs://BUCKET/OBJECT of the orchestrator-agent .deb the VM installs (oa-agent-package): the artifacts module's package_uri, in a bucket the VM may only read."
   type        = string
 
   validation {
-    condition     = can(regex("^gs://[a-z0-9][-_.a-z0-9]{1,61}[a-z0-9]/.+\\.zip$", var.agent_source))
-    error_message = "agent_source must be gs://BUCKET/PATH.zip."
+    condition     = can(regex("^gs://[a-z0-9][-_.a-z0-9]{1,61}[a-z0-9]/(.+/)?orchestrator-agent_[0-9][-+.~A-Za-z0-9]*_[a-z0-9]+\\.deb$", var.agent_package))
+    error_message = "agent_package must be gs://BUCKET/PATH/orchestrator-agent_VERSION_ARCH.deb."
+  }
+}
+
+variable "agent_sha256" {
+  description = "Lowercase hex SHA-256 of that .deb (oa-agent-sha256): the VM installs only a download with this digest, and a new digest is what makes its watcher upgrade."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.agent_sha256))
+    error_message = "agent_sha256 must be 64 lowercase hex digits (filesha256 of the .deb)."
+  }
+}
+
+variable "allow_downgrade" {
+  description = "Let the VM install a package older than the one installed (oa-agent-allow-downgrade): set it for a rollback, then back to false."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = var.allow_downgrade != null
+    error_message = "allow_downgrade must be true or false."
+  }
+}
+
+variable "allow_dirty_package" {
+  description = "Let the VM install a package built from a tree with uncommitted changes, whose version contains +dirty (oa-agent-allow-dirty). For development only."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = var.allow_dirty_package != null
+    error_message = "allow_dirty_package must be true or false."
   }
 }
 
@@ -207,6 +239,17 @@ variable "connector_cidr" {
   validation {
     condition     = can(cidrhost(var.connector_cidr, 0)) && endswith(var.connector_cidr, "/28")
     error_message = "connector_cidr must be an IPv4 /28 such as 10.8.0.0/28."
+  }
+}
+
+variable "nat_id" {
+  description = "ID of the Cloud NAT the VM's first boot reaches package mirrors through (the network module's nat_id); only waited for, never used as a value. null when the network brings its own NAT."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.nat_id == null || try(length(var.nat_id) > 0, false)
+    error_message = "nat_id must be null or the NAT's ID."
   }
 }
 
