@@ -139,6 +139,7 @@ check-run: $(BIN) $(BUILD)/unit-tests $(BUILD)/integration-tests $(BUILD)/restar
 	tests/provision/check.sh
 	tests/provision/install.sh
 	$(if $(filter 1,$(SANITIZE)),@echo "deb-check: skipped under SANITIZE=1 (the package holds the normal build)",+tests/deb/check.sh)
+	tests/deb/version.sh
 	tests/fakegcs/run-tests.sh
 	PGTEST_FSYNC=on tests/pgtest.sh run $(BUILD)/restart-tests --jobs 1
 	tests/pgtest.sh run $(BUILD)/integration-tests $(CRITERION_ARGS)
