@@ -46,6 +46,15 @@ debbin() {
 	rm -rf "$t/x" && dpkg-deb -x "$1" "$t/x" &&
 		"$t/x/usr/bin/orchestrator-agent" --version | sed 's/^orchestrator-agent //'
 }
+# doctor's agent.package with the installer's record of VERSION installed,
+# run by the clone's binary; prints doctor's output and its exit status.
+sha=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+doctor_pkg() {
+	printf '{"installed": {"version": "%s", "sha256": "%s", "object": "gs://b/p.deb", "at": "2026-12-02T18:00:00Z"}, "last": {"result": "ok", "at": "2026-12-02T18:00:00Z", "object": "gs://b/p.deb", "version": "%s", "sha256": "%s", "message": "installed"}}' \
+		"$1" "$sha" "$1" "$sha" > "$t/state.json"
+	printf '[doctor]\ninstall_state = %s\n' "$t/state.json" > "$t/agent.ini"
+	"$c/build/orchestrator-agent" -c "$t/agent.ini" doctor --only agent.package 2>&1 && echo "exit 0" || echo "exit $?"
+}
 sha12() { git -C "$1" rev-parse HEAD | cut -c1-12; }
 count() { git -C "$1" rev-list --count HEAD; }
 
@@ -69,6 +78,8 @@ expect "a new commit, a new package" test "$deb1" != "$deb2"
 expect "a new commit: 0.1.0+(N+1).gSHA12" is "$v2" "0.1.0+$(count "$c").g$(sha12 "$c")"
 expect "dpkg sorts it higher ($v1 < $v2)" lt "$v1" "$v2"
 expect "its binary says it" is "$(debbin "$c/$deb2")" "$v2"
+expect "doctor: the installed version is ok" matches "$(doctor_pkg "$v2")" "agent.package +orchestrator-agent ${v2//+/\\+} \\(sha256 0123456789ab\\.\\.\\.\\) from gs://b/p.deb.*exit 0"
+expect "doctor: another installed version warns" matches "$(doctor_pkg "$v1")" "the installer installed ${v1//+/\\+}, but this is.*exit 1"
 expect "only the version recompiled (main.o kept)" is "$(stat -c %Y "$c/build/main.o")" "$main_o"
 bin_t=$(stat -c %Y "$c/build/orchestrator-agent")
 sleep 1
@@ -113,6 +124,7 @@ expect "+dirty is a valid Debian version" valid "$dirty"
 expect "+dirty sorts after its commit" lt "$head" "$dirty"
 expect "the package says +dirty" sh -c "deb=\$(make --no-print-directory -s -j2 -C '$c' deb | tail -n 1) &&
 	[ \"\$(dpkg-deb -f '$c/'\"\$deb\" Version)\" = '$dirty' ]"
+expect "doctor: a +dirty build warns" matches "$(doctor_pkg "$dirty")" "built from a tree with uncommitted changes.*exit 1"
 
 # 5. make dist: HEAD with a VERSION file, built where there is no .git.
 dist=$(mk -C "$c" dist 2>"$t/dist.err" | tail -n 1)
