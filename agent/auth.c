@@ -184,8 +184,7 @@ http_once(const char *url, struct curl_slist *hdrs, const char *form,
 	}
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "orchestrator-agent/"
-	    AGENT_VERSION);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, agent_user_agent);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, metadata ? 3000L :

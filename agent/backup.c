@@ -229,7 +229,7 @@ info_json(const struct backup_info *b)
 	json_object_object_add(o, "server_version",
 	    json_object_new_string(b->server_version));
 	json_object_object_add(o, "agent_version",
-	    json_object_new_string(AGENT_VERSION));
+	    json_object_new_string(agent_version));
 	json_object_object_add(o, "compression",
 	    json_object_new_string(b->compression));
 	json_object_object_add(o, "raw_bytes",
@@ -465,7 +465,7 @@ backup_run(const struct cfg *cfg, FILE *out)
 	meta[2] = "server_version";
 	meta[3] = b.server_version;
 	meta[4] = "agent_version";
-	meta[5] = AGENT_VERSION;
+	meta[5] = agent_version;
 	meta[6] = "compression";
 	meta[7] = b.compression;
 	meta[8] = NULL;

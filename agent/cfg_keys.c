@@ -147,6 +147,10 @@ const struct cfg_key cfg_keys[CFG_NKEYS] = {
 	    T_INT, "60", 0, 86400, NULL, NULL, NULL, 0 },
 	[CFG_D_MAINTAIN_WARN_H] = { "doctor", "maintain_age_warn_hours",
 	    T_INT, "3", 0, 87600, NULL, NULL, NULL, 0 },
+	/* Written by the VM installer (provision/cloud-init.yaml). */
+	[CFG_D_INSTALL_STATE] = { "doctor", "install_state", T_STR,
+	    "/var/lib/orchestrator-agent-install/state.json", 0, 0, NULL,
+	    NULL, NULL, 0 },
 	[CFG_H_LISTEN] = { "health", "listen", T_STR, "", 0, 0, NULL, NULL,
 	    NULL, 0, health_check_listen },
 	[CFG_H_STALE_SECONDS] = { "health", "stale_seconds", T_INT, "30", 10,

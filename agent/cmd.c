@@ -198,7 +198,7 @@ version_run(struct agent *a, int argc, char **argv)
 	(void)argv;
 	if (argc > 1)
 		return cmd_usage_error(&cmd_version, "takes no arguments");
-	printf("orchestrator-agent %s\n", AGENT_VERSION);
+	printf("orchestrator-agent %s\n", agent_version);
 	return EX_OK;
 }
 

@@ -2,8 +2,8 @@
  * doctor.c - the check runner: selection (--only/--skip), timing, the
  * shared database connection and backup target, and the two outputs
  * (one line per check with its fix for people, a JSON document for
- * machines).  The checks themselves live in doctor_env.c, doctor_db.c,
- * doctor_queue.c and doctor_backup.c.
+ * machines).  The checks themselves live in doctor_env.c,
+ * doctor_package.c, doctor_db.c, doctor_queue.c and doctor_backup.c.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -194,6 +194,7 @@ struct table {
 
 static const struct table tables[] = {
 	{ dr_env_checks, &dr_env_nchecks },
+	{ dr_package_checks, &dr_package_nchecks },
 	{ dr_db_checks, &dr_db_nchecks },
 	{ dr_queue_checks, &dr_queue_nchecks },
 	{ dr_backup_checks, &dr_backup_nchecks },

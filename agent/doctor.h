@@ -52,6 +52,8 @@ struct dr_check {
 /* The checks, in report order; the tables live in doctor_*.c. */
 extern const struct dr_check	dr_env_checks[];
 extern const size_t		dr_env_nchecks;
+extern const struct dr_check	dr_package_checks[];
+extern const size_t		dr_package_nchecks;
 extern const struct dr_check	dr_db_checks[];
 extern const size_t		dr_db_nchecks;
 extern const struct dr_check	dr_queue_checks[];

@@ -312,8 +312,7 @@ gcs_perform(struct gcs *g, struct gcs_req *r)
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "orchestrator-agent/"
-	    AGENT_VERSION);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, agent_user_agent);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, g->connect_timeout_ms);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, g->low_speed_limit);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, g->low_speed_time);

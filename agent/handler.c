@@ -272,8 +272,7 @@ http_start(struct task *t, const struct cfg_handler *h, CURLM *multi)
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->payload);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hd);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "orchestrator-agent/"
-	    AGENT_VERSION);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, agent_user_agent);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)h->timeout_seconds *
 	    1000L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);

@@ -334,7 +334,7 @@ health_render_metrics(struct health *h, int64_t wall_ms)
 	metric_head(fp, "orchestrator_agent_build_info", "gauge",
 	    "The agent's version; always 1.");
 	fprintf(fp, "orchestrator_agent_build_info{version=\"%s\"} 1\n",
-	    AGENT_VERSION);
+	    agent_version);
 	per_type(fp, h, "claimed", offsetof(struct htype, claimed),
 	    "Tasks claimed from the queue.");
 	per_type(fp, h, "finished", offsetof(struct htype, finished),

@@ -46,7 +46,7 @@ main(int argc, char **argv)
 			cmd_list(stdout);
 			return EX_OK;
 		case 'V':
-			printf("orchestrator-agent %s\n", AGENT_VERSION);
+			printf("orchestrator-agent %s\n", agent_version);
 			return EX_OK;
 		default:
 			cmd_list(stderr);

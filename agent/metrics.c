@@ -103,7 +103,7 @@ metrics_render(const struct dr_run *run)
 			    code(run->results[i].status));
 	fprintf(fp, "# HELP orchestrator_agent_build_info The agent that "
 	    "wrote these metrics.\n# TYPE orchestrator_agent_build_info gauge\n"
-	    "orchestrator_agent_build_info{version=\"%s\"} 1\n", AGENT_VERSION);
+	    "orchestrator_agent_build_info{version=\"%s\"} 1\n", agent_version);
 	free(s);
 	if (fclose(fp) == EOF) {
 		free(buf);

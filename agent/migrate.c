@@ -138,7 +138,7 @@ check_drift(const struct applied *a, int n, char *err, size_t errlen)
 			    "%04d_%s applied, which this agent (%s) does not "
 			    "know; a newer agent applied it: upgrade "
 			    "orchestrator-agent on this host", a[i].version,
-			    a[i].name, AGENT_VERSION);
+			    a[i].name, agent_version);
 			return -1;
 		}
 		migrate_checksum(m, sum);
@@ -260,7 +260,7 @@ apply_one(PGconn *conn, const struct migration *m, FILE *out)
 	params[0] = ver;
 	params[1] = m->name;
 	params[2] = sum;
-	params[3] = AGENT_VERSION;
+	params[3] = agent_version;
 	params[4] = dur;
 	res = db_exec(conn, "schema: recording migration",
 	    "INSERT INTO schema_migrations (version, name, checksum, "

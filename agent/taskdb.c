@@ -729,7 +729,7 @@ taskdb_register(PGconn *conn, const struct taskdb_worker *w)
 	params[0] = w->id;
 	params[1] = w->host;
 	params[2] = pid;
-	params[3] = AGENT_VERSION;
+	params[3] = agent_version;
 	params[4] = w->types_literal;
 	params[5] = conc;
 	return db_cmd_params(conn, "worker: registering",

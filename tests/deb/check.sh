@@ -64,6 +64,8 @@ for f in $files; do
 	expect "$f installed" test -f "$f"
 done
 expect "binary runs" sh -c 'cd / && /usr/bin/orchestrator-agent --version | grep -q "^orchestrator-agent "'
+# What doctor compares with the installer's record (agent.package).
+expect "binary is the package's version" sh -c "[ \"\$(cd / && /usr/bin/orchestrator-agent --version)\" = \"orchestrator-agent \$(dpkg-query -W -f='\${Version}' $pkg)\" ]"
 expect "man page" test -f /usr/share/man/man8/orchestrator-agent.8.gz
 expect "worker unit" test -f /usr/lib/systemd/system/orchestrator-agent-worker@.service
 expect "system user, no login" sh -c "getent passwd $user | grep -q ':/var/lib/orchestrator-agent:/usr/sbin/nologin\$'"

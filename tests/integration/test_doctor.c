@@ -16,6 +16,7 @@
 
 #include "fake.h"
 #include "helpers.h"
+#include "version.h"
 
 struct dt {
 	char		*db;
@@ -112,9 +113,11 @@ dt_setup(struct dt *t, const char *extra)
 	    t->dir, t->dir, t->dir);
 	cr_assert_eq(system(cmd), 0);
 	snprintf(t->ini, sizeof(t->ini), "%s/agent.ini", t->dir);
+	/* No installer state (agent.package skipped), whatever the host has. */
 	snprintf(text, sizeof(text), "[agent]\nstate_dir = %s/state\n[backup]\n"
 	    "target = file://%s/backups\n[handler.noop]\nkind = noop\n"
-	    "[doctor]\n%s", t->dir, t->dir, extra ? extra : "");
+	    "[doctor]\ninstall_state = %s/install-state.json\n%s", t->dir,
+	    t->dir, t->dir, extra ? extra : "");
 	write_file(t->ini, text);
 	snprintf(t->dbv, sizeof(t->dbv), "POSTGRES_DB=%s", t->db);
 	t->env[0] = t->dbv;
@@ -541,6 +544,44 @@ Test(doctor, broken_config_is_crit_not_a_crash, .timeout = 30)
 	cr_assert(strstr(r.out, "\u2192 correct the line"), "%s", r.out);
 	cr_assert(strstr(r.out, "doctor: crit:"), "%s", r.out);
 	cr_assert_null(strchr(r.out, '\033'), "no colour without a TTY");
+	run_free(&r);
+	dt_teardown(&t);
+}
+
+/*
+ * The VM installer refused a package: doctor exits 2 naming it and the
+ * installer's message, escaped (tests/unit/test_doctor_package.c has every
+ * branch), with the fix under it; the version is this binary's.
+ */
+Test(doctor, installer_refused_package, .timeout = 30)
+{
+	struct dt	 t;
+	struct run	 r;
+	char		 path[256], ver[128];
+
+	dt_setup(&t, NULL);
+	snprintf(path, sizeof(path), "%s/install-state.json", t.dir);
+	write_file(path, "{\"installed\": {\"version\": \"0.1.0+1.gaaaaaaaaaaaa\", "
+	    "\"sha256\": \"0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef\", \"object\": \"gs://b/packages/old.deb\", "
+	    "\"at\": \"2026-12-02T18:00:00Z\"}, \"last\": {\"result\": "
+	    "\"refused\", \"at\": \"2026-12-02T19:00:00Z\", \"object\": "
+	    "\"gs://b/packages/new.deb\", \"version\": null, \"sha256\": null, "
+	    "\"message\": \"sha256 mismatch\\u001b]0;pwned\\u0007\"}}");
+	run_agent(&r, t.env, NULL, (const char *[]){ "-c", t.ini, "doctor",
+	    "--only", "agent.package", NULL });
+	cr_assert_eq(r.status, 2, "%s / %s", r.out, r.err);
+	cr_assert(strstr(r.out, "[\u2717] agent.package          the installer "
+	    "refused gs://b/packages/new.deb (sha256 mismatch\\x1b]0;pwned"
+	    "\\x07); still running 0.1.0+1.gaaaaaaaaaaaa"), "%s", r.out);
+	cr_assert(strstr(r.out, "\u2192 check the package Terraform uploaded"),
+	    "%s", r.out);
+	cr_assert_null(strchr(r.out, '\033'), "%s", r.out);
+	run_free(&r);
+
+	run_agent(&r, t.env, NULL, (const char *[]){ "--version", NULL });
+	snprintf(ver, sizeof(ver), "orchestrator-agent %s\n", agent_version);
+	cr_assert_str_eq(r.out, ver);
 	run_free(&r);
 	dt_teardown(&t);
 }
