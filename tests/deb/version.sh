@@ -47,13 +47,14 @@ debbin() {
 		"$t/x/usr/bin/orchestrator-agent" --version | sed 's/^orchestrator-agent //'
 }
 # doctor's agent.package with the installer's record of VERSION installed,
-# run by the clone's binary; prints doctor's output and its exit status.
+# run by the clone's binary; prints doctor's output and its exit status on one line.
 sha=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 doctor_pkg() {
 	printf '{"installed": {"version": "%s", "sha256": "%s", "object": "gs://b/p.deb", "at": "2026-12-02T18:00:00Z"}, "last": {"result": "ok", "at": "2026-12-02T18:00:00Z", "object": "gs://b/p.deb", "version": "%s", "sha256": "%s", "message": "installed"}}' \
 		"$1" "$sha" "$1" "$sha" > "$t/state.json"
 	printf '[doctor]\ninstall_state = %s\n' "$t/state.json" > "$t/agent.ini"
-	"$c/build/orchestrator-agent" -c "$t/agent.ini" doctor --only agent.package 2>&1 && echo "exit 0" || echo "exit $?"
+	{ "$c/build/orchestrator-agent" -c "$t/agent.ini" doctor --only agent.package 2>&1 &&
+		echo "exit 0" || echo "exit $?"; } | tr '\n' ' '
 }
 sha12() { git -C "$1" rev-parse HEAD | cut -c1-12; }
 count() { git -C "$1" rev-list --count HEAD; }
