@@ -40,14 +40,21 @@ if [ -e "$src/.git" ]; then
 		die "git cannot read the checkout $src (see its message above)"
 	[ "$(cd "$top" && pwd -P)" = "$src" ] ||
 		die "git says $src belongs to $top; build from the checkout's top directory"
-	# A shallow clone counts only the commits it fetched: its version
-	# would sort below older builds, and the VM would keep those.
-	[ "$(git -C "$src" rev-parse --is-shallow-repository)" = false ] ||
-		die "$src is a shallow clone, so its commit count is not the real one; run: git fetch --unshallow (or git fetch --tags --unshallow)"
 	sha=$(git -C "$src" rev-parse --verify HEAD) ||
 		die "$src has no commit yet"
 	sha=$(echo "$sha" | cut -c1-12)
-	if desc=$(git -C "$src" describe --tags --long --abbrev=12 \
+	if [ "$(git -C "$src" rev-parse --is-shallow-repository)" != false ]; then
+		# A shallow clone counts only the commits it fetched.  It still
+		# builds (a CI checkout may be shallow), as BASE+0.gSHA+shallow,
+		# which sorts below every real build: the VM's installer keeps
+		# what it has rather than take it for an upgrade.
+		echo "version: $src is a shallow clone, so its commit count is not the real one;" \
+			"building as a +shallow version that no VM takes for an upgrade" \
+			"(git fetch --unshallow gives the real one)" >&2
+		ver=$base
+		n=0
+		sha=$sha+shallow
+	elif desc=$(git -C "$src" describe --tags --long --abbrev=12 \
 	    --match 'v[0-9]*' HEAD 2>/dev/null); then
 		# vX.Y.Z-N-gSHA: the tag itself may contain '-'.
 		rest=${desc%-g*}

@@ -234,23 +234,43 @@ else
 fi
 
 # --watch: a change of an oa-* attribute starts the install unit, any
-# other attribute does not.
-: > "$t/calls"
-env PATH="$t/bin:$PATH" STUB_CALLS="$t/calls" GCE_METADATA_HOST="$fake" "$installer" --watch 2>"$t/watch.err" &
-watch=$!
+# other attribute does not; and a change the last install run did not act
+# on (made while it ran, or before the watch started) starts it at once.
+# The stand-in systemctl runs nothing, so the recorded attributes stay.
+start_watch() {
+	: > "$t/calls"
+	env PATH="$t/bin:$PATH" STUB_CALLS="$t/calls" STATE_DIRECTORY="$t/state" \
+		GCE_METADATA_HOST="$fake" "$installer" --watch 2>"$t/watch.err" &
+	watch=$!
+}
+stop_watch() {
+	kill "$watch" 2>/dev/null || true
+	wait "$watch" 2>/dev/null || true
+	watch=''
+}
+starts() { grep -c '^systemctl start orchestrator-agent-install.service$' "$t/calls" || true; }
+wait_starts() { for _ in $(seq 50); do [ "$(starts)" -ge "$1" ] && break; sleep 0.1; done; }
+start_watch
 sleep 1
 ctl config -H 'Content-Type: application/json' -d '{"metadata":{"attributes":{"unrelated":"1"}}}'
 sleep 1
+n0=$(starts)
 ctl config -H 'Content-Type: application/json' -d '{"metadata":{"attributes":{"oa-workers":"3"}}}'
-for _ in $(seq 50); do grep -q 'start orchestrator-agent-install.service' "$t/calls" && break; sleep 0.1; done
-kill "$watch" 2>/dev/null || true
-wait "$watch" 2>/dev/null || true
-watch=''
-starts=$(grep -c '^systemctl start orchestrator-agent-install.service$' "$t/calls" || true)
-if [ "$starts" = 1 ]; then
+wait_starts 1
+sleep 0.5
+stop_watch
+if [ "$n0" = 0 ] && [ "$(starts)" = 1 ]; then
 	passed=$((passed + 1))
 else
-	fail "--watch started the install unit $starts times for one oa-* change (calls: $(paste -sd, "$t/calls"); $(cat "$t/watch.err"))"
+	fail "--watch: $n0 starts before and $(starts) after one oa-* change, expected 0 and 1 (calls: $(paste -sd, "$t/calls"); $(cat "$t/watch.err"))"
+fi
+start_watch
+wait_starts 1
+stop_watch
+if [ "$(starts)" = 1 ]; then
+	passed=$((passed + 1))
+else
+	fail "--watch did not start the install unit for a change the last run had not seen (calls: $(paste -sd, "$t/calls"); $(cat "$t/watch.err"))"
 fi
 if out=$(env PATH="$t/bin:$PATH" "$installer" --bogus 2>&1); then
 	fail "an unknown argument was accepted"
