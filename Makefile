@@ -2,6 +2,7 @@
 #
 #   make              build build/orchestrator-agent
 #   make check        build and run every test (SANITIZE=1: under ASan+UBSan)
+#   make check-firstboot  the VM's first boot in a booted container (root)
 #   make demo         the main job on a throwaway local PostgreSQL
 #   make install      PREFIX=/usr/local DESTDIR= (binary, man page, sample
 #                     config, systemd units, tmpfiles.d)
@@ -61,7 +62,7 @@ RESTART_SRCS	:= $(wildcard tests/restart/*.c)
 TEST_CFLAGS	= $(ALL_CFLAGS) -Itests $(shell pkg-config --cflags criterion 2>/dev/null)
 TEST_LIBS	= $(shell pkg-config --libs criterion 2>/dev/null) $(PKG_LIBS)
 
-.PHONY: FORCE all check check-run demo demo-run install uninstall deb dist version deps deps-quiet clean
+.PHONY: FORCE all check check-run check-firstboot demo demo-run install uninstall deb dist version deps deps-quiet clean
 
 all: $(BIN)
 
@@ -141,8 +142,14 @@ check-run: $(BIN) $(BUILD)/unit-tests $(BUILD)/integration-tests $(BUILD)/restar
 	$(if $(filter 1,$(SANITIZE)),@echo "deb-check: skipped under SANITIZE=1 (the package holds the normal build)",+tests/deb/check.sh)
 	tests/deb/version.sh
 	tests/fakegcs/run-tests.sh
+	$(if $(filter 1,$(SANITIZE)),@echo "firstboot: skipped under SANITIZE=1 (it boots the package, which holds the normal build)",tests/firstboot/run.sh)
 	PGTEST_FSYNC=on tests/pgtest.sh run $(BUILD)/restart-tests --jobs 1
 	tests/pgtest.sh run $(BUILD)/integration-tests $(CRITERION_ARGS)
+
+# The VM's first boot in a booted container (tests/firstboot/run.sh; root,
+# systemd-nspawn; ~2 minutes the first time, ~1 with the cached root).
+check-firstboot: deps-quiet
+	tests/firstboot/run.sh
 
 demo: deps-quiet
 	@$(MAKE) --no-print-directory demo-run

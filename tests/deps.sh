@@ -13,7 +13,10 @@ pkgs=(
 	systemd procps dpkg-dev shellcheck curl jq unzip openssl
 	python3-yaml python3-jsonschema python3-configobj python3-jsonpatch
 	python3-requests python3-oauthlib
+	git iproute2 debootstrap systemd-container
 )
+# systemd-container is installed without its recommended libnss-mymachines
+# (--no-install-recommends below), which would edit /etc/nsswitch.conf.
 # tests/terraform/check.sh: node runs the HCL parser (npm @cdktf/hcl2json).
 # A NodeSource nodejs ships npm itself and conflicts with Debian's npm.
 pkgs+=(nodejs)
