@@ -45,14 +45,15 @@ if [ -e "$src/.git" ]; then
 	sha=$(echo "$sha" | cut -c1-12)
 	if [ "$(git -C "$src" rev-parse --is-shallow-repository)" != false ]; then
 		# A shallow clone counts only the commits it fetched.  It still
-		# builds (a CI checkout may be shallow), as BASE+0.gSHA+shallow,
-		# which sorts below every real build: the VM's installer keeps
+		# builds (a CI checkout may be shallow), as
+		# BASE+0.COUNT.gSHA+shallow: above the clone's own earlier
+		# commits, below every real build, so the VM's installer keeps
 		# what it has rather than take it for an upgrade.
 		echo "version: $src is a shallow clone, so its commit count is not the real one;" \
 			"building as a +shallow version that no VM takes for an upgrade" \
 			"(git fetch --unshallow gives the real one)" >&2
 		ver=$base
-		n=0
+		n=0.$(git -C "$src" rev-list --count HEAD)
 		sha=$sha+shallow
 	elif desc=$(git -C "$src" describe --tags --long --abbrev=12 \
 	    --match 'v[0-9]*' HEAD 2>/dev/null); then

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 
 # Our own make runs below, not the caller's: make check SANITIZE=1 would
 # pass SANITIZE=1 on (and make deb refuses it).
-unset MAKEFLAGS MFLAGS MAKELEVEL
+unset MAKEFLAGS MFLAGS MAKELEVEL SANITIZE
 mk() { make --no-print-directory -s -j2 "$@"; }
 git() { command git -c user.name=version-test -c user.email=test@example.invalid \
 	-c advice.detachedHead=false "$@"; }
@@ -153,8 +153,16 @@ expect "no .git and no VERSION: the build fails" fails_with "neither a git check
 echo "not a version" > "$s/VERSION"
 expect "a garbage VERSION is refused" fails_with "not a version" mk -C "$s" version
 git clone -q --depth 1 "file://$c" "$t/shallow"
-shallow_version() { v=$(mk -C "$t/shallow" version 2>"$t/shallow.err") && [[ $v == 0.1.0+0.g*+shallow ]] && grep -q "git fetch --unshallow" "$t/shallow.err" && dpkg --compare-versions "$v" lt "$v1"; }
+shallow_version() { v=$(mk -C "$t/shallow" version 2>"$t/shallow.err") && [[ $v == 0.1.0+0.1.g*+shallow ]] && grep -q "git fetch --unshallow" "$t/shallow.err" && dpkg --compare-versions "$v" lt "$v1"; }
 expect "a shallow clone builds as a +shallow version below every real one, and says so" shallow_version
+shallow_next() {
+	local a b
+	a=$(mk -C "$t/shallow" version 2>/dev/null)
+	git -C "$t/shallow" -c user.name=t -c user.email=t@example.invalid commit -q --allow-empty -m next
+	b=$(mk -C "$t/shallow" version 2>/dev/null)
+	dpkg --compare-versions "$b" gt "$a"
+}
+expect "in a shallow clone the next commit still builds a newer version" shallow_next
 
 echo "version-test: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -107,6 +107,8 @@ trap 'exit 130' INT TERM
 
 # --- the two packages: HEAD, and one commit later.
 say "building the packages from a clone of HEAD"
+# A clean make: not the calling make's flags (SANITIZE=1 and the like).
+unset MAKEFLAGS MAKELEVEL MFLAGS SANITIZE
 git clone -q "$top" "$t/src"
 deb1=$(make -C "$t/src" --no-print-directory -s -j2 deb | tail -n 1)
 deb1=$t/src/$deb1
